@@ -1,0 +1,32 @@
+# `make train` and `make test` set everything up on a fresh machine, then run.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+
+.PHONY: setup train test test-all bench clean
+
+$(STAMP): pyproject.toml setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip wheel setuptools >/dev/null
+	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	@$(PY) -c "import embodied.rendering as r; r.check_rendering_or_warn()"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+train: setup
+	$(VENV)/bin/embodied-train $(ARGS)
+
+test: setup
+	$(PY) -m pytest -q $(ARGS)
+
+test-all: setup
+	$(PY) -m pytest -q -m "" $(ARGS)
+
+bench: setup
+	$(PY) benchmarks/env_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
