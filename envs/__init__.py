@@ -1,0 +1,30 @@
+"""Gymnasium environments of the suite, registered under the `embodied/` namespace.
+
+`import embodied.envs` registers every env; `gym.make("embodied.envs:embodied/<Id>")`
+does the import for you. A new env family is a module with a `register()` function
+and one line in `_FAMILIES`.
+"""
+from __future__ import annotations
+
+import difflib
+
+import gymnasium as gym
+
+import embodied  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
+from embodied.envs.manipulation import metaworld
+from embodied.errors import ConfigError
+
+_FAMILIES = (metaworld,)
+
+REGISTERED: list[str] = []
+for _family in _FAMILIES:
+    REGISTERED.extend(_family.register())
+
+
+def make(env_id: str, **kwargs) -> gym.Env:
+    """`gym.make` with a one-line error naming close matches for an unknown id."""
+    if env_id not in gym.registry:
+        close = difflib.get_close_matches(env_id, REGISTERED, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"{len(REGISTERED)} envs are registered, e.g. {', '.join(REGISTERED[:3])}"
+        raise ConfigError(f"unknown env id '{env_id}': {hint}")
+    return gym.make(env_id, **kwargs)

@@ -1,0 +1,174 @@
+"""Meta-World v3 tasks as Gymnasium envs: `embodied/MetaWorld-<task>-v0`.
+
+Wraps the 50 Meta-World v3 task classes directly (not the MT1 benchmark), so that
+`reset(seed=)` controls the object/goal randomisation through the env's own RNG, the
+goal is observable (single-task RL needs it; the scripted experts read it), and the
+episode cap is Gymnasium's `TimeLimit` (200 steps by default) rather than Meta-World's
+500-step internal limit, which raises instead of truncating.
+
+Observations: `obs_mode="state"` gives the 39-d float32 state; `"pixels"` a dict of
+camera images; `"state+pixels"` a dict with `state` plus the images. Every camera
+image is rendered offscreen with `mujoco.Renderer` at `image_size` (H, W).
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Any, Sequence
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+from metaworld.env_dict import ENV_CLS_MAP
+from metaworld.policies import ENV_POLICY_MAP
+
+from embodied.errors import ConfigError
+
+TASKS: tuple[str, ...] = tuple(sorted(name.removesuffix("-v3") for name in ENV_CLS_MAP))
+CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
+# The `corner` camera's y axis points down in Meta-World's MJCF: its raw image is upside down.
+_UPSIDE_DOWN = frozenset({"corner"})
+OBS_MODES = ("state", "pixels", "state+pixels")
+
+
+def check_task(task: str) -> str:
+    """Return the Meta-World v3 class key for `task`, or raise naming the valid tasks."""
+    if task not in TASKS:
+        close = difflib.get_close_matches(task, TASKS, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"unknown Meta-World task '{task}'{hint}; valid tasks: {', '.join(TASKS)}")
+    return f"{task}-v3"
+
+
+class MetaWorldEnv(gym.Env):
+    """One Meta-World v3 task with seeded randomisation and optional camera observations."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 80}
+
+    def __init__(
+        self,
+        task: str = "reach",
+        obs_mode: str = "state",
+        cameras: Sequence[str] = ("corner",),
+        image_size: Sequence[int] = (64, 64),
+        render_mode: str | None = None,
+        render_size: Sequence[int] = (256, 256),
+        render_camera: str = "corner",
+    ) -> None:
+        """
+        Args:
+            task: Meta-World v3 task name without the version, e.g. "reach", "door-open".
+            obs_mode: "state", "pixels" or "state+pixels".
+            cameras: cameras rendered into the observation in the pixel modes.
+            image_size: (height, width) of observation images.
+            render_mode: None or "rgb_array" (frames for videos).
+            render_size: (height, width) of `render()` frames.
+            render_camera: camera used by `render()`.
+        """
+        key = check_task(task)
+        if obs_mode not in OBS_MODES:
+            raise ConfigError(f"unknown obs_mode '{obs_mode}'; choose one of: {', '.join(OBS_MODES)}")
+        for cam in (*cameras, render_camera):
+            if cam not in CAMERAS:
+                raise ConfigError(f"unknown Meta-World camera '{cam}'; choose from: {', '.join(CAMERAS)}")
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"unsupported render_mode '{render_mode}'; use 'rgb_array' or leave it unset")
+        self.task = task
+        self.obs_mode = obs_mode
+        self.cameras = tuple(cameras) if obs_mode != "state" else ()
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.render_mode = render_mode
+        self.render_size = (int(render_size[0]), int(render_size[1]))
+        self.render_camera = render_camera
+
+        self._env = ENV_CLS_MAP[key]()
+        self._env._partially_observable = False  # goal position in obs[36:39]
+        del self._env.sawyer_observation_space  # cached property: recompute with the goal bounds
+        self._env._freeze_rand_vec = False  # new object/goal positions on every reset...
+        self._env.seeded_rand_vec = True  # ...drawn from the env's seeded RNG, not np.random
+        self._env._set_task_called = True
+        self._env.max_path_length = np.iinfo(np.int64).max  # the cap is TimeLimit's job
+        self._expert = ENV_POLICY_MAP[key]()
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._state = np.zeros(39, dtype=np.float32)
+
+        raw = self._env.sawyer_observation_space
+        state_space = spaces.Box(raw.low.astype(np.float32), raw.high.astype(np.float32), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
+        if obs_mode == "state":
+            self.observation_space = state_space
+        else:
+            image = spaces.Box(0, 255, shape=(*self.image_size, 3), dtype=np.uint8)
+            parts: dict[str, spaces.Space] = {"state": state_space} if obs_mode == "state+pixels" else {}
+            parts.update({cam: image for cam in self.cameras})
+            self.observation_space = spaces.Dict(parts)
+
+    # --- Gymnasium API -------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self._env.seed(seed)
+        elif self._env._np_random is None:  # never seeded: derive from our own RNG
+            self._env.seed(int(self.np_random.integers(2**31 - 1)))
+        raw, _ = self._env.reset()
+        self._state = raw.astype(np.float32)
+        return self._observation(), {"success": False}
+
+    def step(self, action: np.ndarray):
+        raw, reward, terminated, truncated, info = self._env.step(np.asarray(action, dtype=np.float32))
+        self._state = raw.astype(np.float32)
+        info = dict(info)
+        info["success"] = bool(info["success"])
+        return self._observation(), float(reward), bool(terminated), bool(truncated), info
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self.camera_image(self.render_camera, self.render_size)
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+        self._env.close()
+
+    # --- extras --------------------------------------------------------------------
+    def expert_action(self) -> np.ndarray:
+        """Action of Meta-World's scripted expert for the current state."""
+        action = self._expert.get_action(self._state.astype(np.float64))
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
+        """Render `camera` at (height, width) as an upright HxWx3 uint8 image."""
+        renderer = self._renderers.get(size)
+        if renderer is None:
+            from embodied.rendering import require_rendering
+
+            require_rendering()
+            renderer = mujoco.Renderer(self._env.model, height=size[0], width=size[1])
+            self._renderers[size] = renderer
+        renderer.update_scene(self._env.data, camera=camera)
+        image = renderer.render()
+        return np.ascontiguousarray(image[::-1]) if camera in _UPSIDE_DOWN else image
+
+    def _observation(self):
+        if self.obs_mode == "state":
+            return self._state.copy()
+        obs = {"state": self._state.copy()} if self.obs_mode == "state+pixels" else {}
+        obs.update({cam: self.camera_image(cam, self.image_size) for cam in self.cameras})
+        return obs
+
+
+def register(max_episode_steps: int = 200) -> list[str]:
+    """Register `embodied/MetaWorld-<task>-v0` for every Meta-World v3 task."""
+    ids = []
+    for task in TASKS:
+        env_id = f"embodied/MetaWorld-{task}-v0"
+        gym.register(
+            id=env_id,
+            entry_point="embodied.envs.manipulation.metaworld:MetaWorldEnv",
+            kwargs={"task": task},
+            max_episode_steps=max_episode_steps,
+        )
+        ids.append(env_id)
+    return ids
