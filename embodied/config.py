@@ -1,0 +1,137 @@
+"""Typed config schemas for every Hydra group, registered in the ConfigStore.
+
+Each YAML file under `conf/` starts from one of these dataclasses (its defaults list
+names `<name>_schema`), so a misspelt key or a value of the wrong type fails at
+composition, before anything runs. Agent and env families bring their own schema;
+they are listed in `embodied.agents.REGISTRY` and `ENV_SCHEMAS` below.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+
+from embodied.errors import ConfigError
+
+
+class Device(str, Enum):
+    """Where tensors live: `auto` picks CUDA when available."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+@dataclass
+class EnvConfig:
+    """Fields every env family shares; family schemas add their env's kwargs."""
+
+    id: str = "???"
+    """Gymnasium id, e.g. embodied/MetaWorld-reach-v0."""
+    max_episode_steps: Optional[int] = None
+    """Episode cap (TimeLimit); None keeps the registered default."""
+    num_envs: int = 1
+    """Parallel training envs."""
+    vectorization: str = "sync"
+    """sync (one process) or async (one worker process per env)."""
+
+
+@dataclass
+class AgentConfig:
+    """Fields every agent shares; each agent's schema subclasses this."""
+
+    name: str = "???"
+    """Registry key of the agent (see embodied.agents.REGISTRY)."""
+
+
+@dataclass
+class EvalConfig:
+    episodes: int = 10
+    """Evaluation episodes at the end of training."""
+    video: bool = True
+    """Record mp4 videos of evaluation episodes."""
+    video_episodes: int = 2
+    """How many of the evaluation episodes are recorded."""
+    deterministic: bool = True
+    """Use the policy's deterministic action."""
+    seed_offset: int = 1_000_000
+    """Evaluation episodes use seeds seed+offset+i, disjoint from training."""
+
+
+@dataclass
+class CheckpointConfig:
+    every: int = 10_000
+    """Save a checkpoint every this many env steps (0: only at the end)."""
+    keep: int = 3
+    """Complete checkpoints kept (oldest pruned first)."""
+    replay_buffer: bool = True
+    """Include off-policy replay buffers so a resumed run continues exactly."""
+
+
+@dataclass
+class Config:
+    """The root config of `embodied-train`."""
+
+    seed: int = 0
+    """Seeds Python, NumPy, torch and the envs."""
+    device: Device = Device.auto
+    total_steps: int = 20_000
+    """Environment steps to train for."""
+    run_dir: Optional[str] = None
+    """Output folder; None: runs/<date>/<time>_<experiment>."""
+    resume: bool = False
+    """Continue the run in run_dir from its `last` checkpoint."""
+    logger: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])
+    """Metric sinks: csv, tensorboard, wandb (optional extra)."""
+    log_every: int = 1_000
+    """Log training metrics every this many env steps."""
+    torch_threads: int = 0
+    """torch intra-op threads (0: leave torch's default)."""
+    env: Any = None
+    agent: Any = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+    def __post_init__(self) -> None:
+        if self.total_steps < 0:
+            raise ConfigError(f"total_steps must be >= 0, got {self.total_steps}")
+        if self.log_every <= 0:
+            raise ConfigError(f"log_every must be > 0, got {self.log_every}")
+        allowed = {"csv", "tensorboard", "wandb"}
+        bad = [name for name in self.logger if name not in allowed]
+        if bad:
+            raise ConfigError(f"unknown logger {bad[0]!r}; choose from: {', '.join(sorted(allowed))}")
+
+
+# Env-family schemas: group option `env/<name>_schema`, as "module:Class".
+ENV_SCHEMAS: dict[str, str] = {
+    "metaworld": "embodied.envs.manipulation.configs:MetaWorldConfig",
+}
+
+
+def load_object(path: str) -> Any:
+    """Import "package.module:Name" and return the attribute."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_REGISTERED = False
+
+
+def register_configs() -> None:
+    """Store the root schema and every env/agent schema in Hydra's ConfigStore."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from embodied.agents import REGISTRY
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    for name, path in ENV_SCHEMAS.items():
+        cs.store(group="env", name=f"{name}_schema", node=load_object(path))
+    for name, spec in REGISTRY.items():
+        cs.store(group="agent", name=f"{name}_schema", node=load_object(spec.config))
+    _REGISTERED = True
