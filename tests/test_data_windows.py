@@ -70,7 +70,8 @@ def test_edge_padding_is_normalised_and_zero_stays_zero(tiny: DemoDataset) -> No
     assert norm.keys == ["action", "obs/state"]  # the uint8 camera is skipped
     edge = WindowDataset(tiny, obs_horizon=2, action_horizon=3, normalizer=norm)[3]
     np.testing.assert_allclose(edge["action"][:, 0], norm.normalize("action", np.full(3, 103.0)))
-    np.testing.assert_allclose(edge["obs/state"][:, 0], [2 / 11 * 2 - 1, 3 / 11 * 2 - 1], rtol=1e-6)
+    np.testing.assert_allclose(edge["obs/state"][:, 0], [2 / 11 * 2 - 1, 3 / 11 * 2 - 1],
+                               rtol=1e-6)
     zero = WindowDataset(tiny, obs_horizon=2, action_horizon=3, action_pad="zero",
                          normalizer=norm)[5]
     assert zero["action"][:, 0].tolist() == [1.0, 0.0, 0.0]  # 111 is the max -> 1

@@ -1,0 +1,118 @@
+"""Training windows over a demonstration dataset (observation history + action chunk).
+
+One sample per timestep t of every selected episode: the last `obs_horizon`
+observations up to t and the `action_horizon` actions from t on. Windows never
+cross episode boundaries: missing history repeats the episode's first frame,
+missing future actions repeat its last action ("edge") or are zero ("zero"),
+and the `*_is_pad` masks say which entries were filled in.
+
+All gather indices are precomputed with numpy, so `__getitem__` is a handful of
+fancy-indexing operations on in-memory arrays.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from embodied.data.dataset import DemoDataset
+from embodied.data.normalizer import Normalizer
+
+PAD_MODES = ("edge", "zero")
+
+
+class WindowDataset(Dataset):
+    """Samples: 'obs/<key>' (obs_horizon, ...), 'obs_is_pad', 'action' (action_horizon, A),
+    'action_is_pad', 'episode', 'step'. Low-dim tensors are float32 (normalised when a
+    normalizer is given); images stay uint8 (obs_horizon, H, W, C), unscaled."""
+
+    def __init__(self, dataset: DemoDataset, *, obs_keys: Sequence[str] | None = None,
+                 obs_horizon: int = 1, action_horizon: int = 1, action_pad: str = "edge",
+                 normalizer: Normalizer | None = None,
+                 episodes: Sequence[int] | None = None) -> None:
+        if obs_horizon < 1 or action_horizon < 1:
+            raise ValueError(f"obs_horizon and action_horizon must be >= 1, got "
+                             f"{obs_horizon} and {action_horizon}")
+        if action_pad not in PAD_MODES:
+            raise ValueError(f"action_pad must be one of {PAD_MODES}, got {action_pad!r}")
+        self.obs_horizon, self.action_horizon = obs_horizon, action_horizon
+        self.action_pad = action_pad
+        self.obs_keys = [k.removeprefix("obs/") for k in (obs_keys or dataset.obs_keys)]
+        self.episodes = self._check_episodes(dataset, episodes)
+
+        self._data = {f"obs/{k}": dataset.array(f"obs/{k}") for k in self.obs_keys}
+        self._data["action"] = dataset.array("action")
+        lowdim = [k for k, v in self._data.items() if v.dtype != np.uint8]
+        if normalizer is not None:
+            missing = [k for k in lowdim if k not in normalizer]
+            if missing:
+                raise ValueError(f"normalizer has no statistics for {missing}; build it with "
+                                 "these keys")
+        for key in lowdim:  # normalise whole arrays once; edge padding then repeats them
+            x = self._data[key].astype(np.float32, copy=False)
+            self._data[key] = normalizer.normalize(key, x) if normalizer is not None else x
+
+        starts = dataset.episode_starts[self.episodes]
+        ends = dataset.episode_ends[self.episodes]
+        lengths = ends - starts
+        self.sample_episode = np.repeat(self.episodes, lengths)
+        start = np.repeat(starts, lengths)[:, None]
+        end = np.repeat(ends, lengths)[:, None]
+        t = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])[:, None]
+        self.sample_step = (t - start)[:, 0]
+        obs_idx = t + np.arange(1 - obs_horizon, 1)
+        act_idx = t + np.arange(action_horizon)
+        self._obs_pad = obs_idx < start
+        self._act_pad = act_idx >= end
+        self._obs_idx = np.maximum(obs_idx, start)
+        self._act_idx = np.minimum(act_idx, end - 1)
+
+    @staticmethod
+    def _check_episodes(dataset: DemoDataset, episodes: Sequence[int] | None) -> np.ndarray:
+        if episodes is None:
+            return np.arange(dataset.num_episodes)
+        ids = np.asarray(list(episodes), dtype=np.int64)
+        if ids.size == 0:
+            raise ValueError("episodes is empty; select at least one episode")
+        bad = ids[(ids < 0) | (ids >= dataset.num_episodes)]
+        if bad.size:
+            raise ValueError(f"episode ids {bad.tolist()} out of range for "
+                             f"{dataset.num_episodes} episodes")
+        return ids
+
+    @staticmethod
+    def episode_split(dataset: DemoDataset | int, val_fraction: float,
+                      seed: int = 0) -> tuple[list[int], list[int]]:
+        """Random split of episode ids into (train, val), both sorted.
+
+        Splitting by episode (not by window) keeps validation windows from sharing
+        frames with training ones. A positive fraction holds out at least one
+        episode, and at least one episode always stays in training."""
+        n = dataset if isinstance(dataset, int) else dataset.num_episodes
+        if not 0 <= val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        n_val = int(round(val_fraction * n))
+        if val_fraction > 0:
+            n_val = max(n_val, 1)
+        n_val = min(n_val, n - 1) if n > 0 else 0
+        perm = np.random.default_rng(seed).permutation(n)
+        return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())
+
+    def __len__(self) -> int:
+        return len(self._obs_idx)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor | int]:
+        obs_idx, act_idx = self._obs_idx[i], self._act_idx[i]
+        sample: dict[str, torch.Tensor | int] = {
+            f"obs/{k}": torch.from_numpy(self._data[f"obs/{k}"][obs_idx]) for k in self.obs_keys}
+        action = self._data["action"][act_idx]
+        if self.action_pad == "zero":
+            action[self._act_pad[i]] = 0.0  # fancy indexing copied, dataset untouched
+        sample["action"] = torch.from_numpy(action)
+        sample["obs_is_pad"] = torch.from_numpy(self._obs_pad[i].copy())
+        sample["action_is_pad"] = torch.from_numpy(self._act_pad[i].copy())
+        sample["episode"] = int(self.sample_episode[i])
+        sample["step"] = int(self.sample_step[i])
+        return sample

@@ -1,0 +1,50 @@
+"""Build envs from an env config: one place that maps config fields to `gym.make`."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+
+from embodied.config import EnvConfig
+from embodied.errors import ConfigError
+
+_BASE_FIELDS = {f.name for f in dataclasses.fields(EnvConfig)}
+
+
+def env_kwargs(config: EnvConfig) -> dict[str, Any]:
+    """The family-specific fields of `config`, i.e. the env constructor's kwargs."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in _BASE_FIELDS}
+
+
+@dataclass
+class EnvFactory:
+    """Makes the envs of a run: rank r gets seed `seed + r` on its first reset."""
+
+    config: EnvConfig
+    seed: int = 0
+
+    @property
+    def num_envs(self) -> int:
+        return self.config.num_envs
+
+    def make(self, rank: int = 0, render_mode: str | None = None, wrap_stats: bool = True) -> gym.Env:
+        """A single env; `render_mode="rgb_array"` for videos."""
+        from embodied.envs import make
+        from embodied.wrappers import EpisodeStatistics
+
+        kwargs = env_kwargs(self.config)
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        if self.config.max_episode_steps is not None:
+            kwargs["max_episode_steps"] = self.config.max_episode_steps
+        try:
+            env = make(self.config.id, **kwargs)
+        except TypeError as err:
+            spec = gym.spec(self.config.id)
+            accepted = sorted(inspect.signature(gym.envs.registration.load_env_creator(spec.entry_point)).parameters)
+            raise ConfigError(f"env '{self.config.id}' rejected its options ({err}); it accepts: {', '.join(accepted)}") from None
+        env.action_space.seed(self.seed + rank)
+        return EpisodeStatistics(env) if wrap_stats else env
