@@ -233,8 +233,11 @@ def parse_args(schema: type[T], argv: list[str], command: str) -> T:
         pairs.append(arg)
     for pair in pairs:
         key = pair.split("=", 1)[0]
-        if OmegaConf.select(base, key, default="__missing__") == "__missing__" and key.split(".")[0] not in base:
-            raise ConfigError(_unknown_key_message(key, base))
+        node: Any = base
+        for i, part in enumerate(key.split(".")):
+            if not isinstance(node, DictConfig) or part not in node.keys():
+                raise ConfigError(_unknown_key_message(".".join(key.split(".")[: i + 1]), node))
+            node = node._get_node(part)
     try:
         merged = OmegaConf.merge(base, OmegaConf.from_dotlist(pairs))
         missing = sorted(OmegaConf.missing_keys(merged))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -29,6 +30,8 @@ class Device(str, Enum):
 class EnvConfig:
     """Fields every env family shares; family schemas add their env's kwargs."""
 
+    family: str = "???"
+    """Env family (a key of ENV_SCHEMAS): which schema this config follows."""
     id: str = "???"
     """Gymnasium id, e.g. embodied/MetaWorld-reach-v0."""
     max_episode_steps: Optional[int] = None
@@ -116,6 +119,27 @@ def load_object(path: str) -> Any:
     """Import "package.module:Name" and return the attribute."""
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def load_run_config(path: str | Path) -> Config:
+    """The typed Config of a finished run, from its resolved `.hydra/config.yaml`."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from embodied.agents import REGISTRY
+    from embodied.errors import CheckpointError
+
+    try:
+        raw = OmegaConf.load(path)
+        env_cls = load_object(ENV_SCHEMAS[raw.env.family])
+        agent_cls = load_object(REGISTRY[raw.agent.name].config)
+        base = OmegaConf.structured(Config)
+        base.env, base.agent = OmegaConf.structured(env_cls), OmegaConf.structured(agent_cls)
+        return OmegaConf.to_object(OmegaConf.merge(base, raw))  # type: ignore[return-value]
+    except FileNotFoundError:
+        raise CheckpointError(f"no run config at '{path}'; is this a run directory written by embodied-train?") from None
+    except (KeyError, OmegaConfBaseException, AttributeError) as err:
+        raise CheckpointError(f"run config '{path}' does not fit this version of embodied ({' '.join(str(err).split())[:160]})") from None
 
 
 _REGISTERED = False

@@ -7,6 +7,7 @@ and one line in `_FAMILIES`.
 from __future__ import annotations
 
 import difflib
+import inspect
 
 import gymnasium as gym
 
@@ -27,4 +28,11 @@ def make(env_id: str, **kwargs) -> gym.Env:
         close = difflib.get_close_matches(env_id, REGISTERED, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else f"{len(REGISTERED)} envs are registered, e.g. {', '.join(REGISTERED[:3])}"
         raise ConfigError(f"unknown env id '{env_id}': {hint}")
-    return gym.make(env_id, **kwargs)
+    try:
+        return gym.make(env_id, **kwargs)
+    except TypeError as err:
+        if "argument" not in str(err):
+            raise
+        creator = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
+        accepted = [p for p in inspect.signature(creator).parameters if p != "self"]
+        raise ConfigError(f"env '{env_id}' rejected its options ({err}); it accepts: {', '.join(accepted + ['max_episode_steps'])}") from None

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 
 from embodied.config import EnvConfig
-from embodied.errors import ConfigError
 
 _BASE_FIELDS = {f.name for f in dataclasses.fields(EnvConfig)}
 
@@ -40,11 +38,6 @@ class EnvFactory:
             kwargs["render_mode"] = render_mode
         if self.config.max_episode_steps is not None:
             kwargs["max_episode_steps"] = self.config.max_episode_steps
-        try:
-            env = make(self.config.id, **kwargs)
-        except TypeError as err:
-            spec = gym.spec(self.config.id)
-            accepted = sorted(inspect.signature(gym.envs.registration.load_env_creator(spec.entry_point)).parameters)
-            raise ConfigError(f"env '{self.config.id}' rejected its options ({err}); it accepts: {', '.join(accepted)}") from None
+        env = make(self.config.id, **kwargs)
         env.action_space.seed(self.seed + rank)
         return EpisodeStatistics(env) if wrap_stats else env

@@ -10,6 +10,7 @@ from embodied.config import EnvConfig
 class MetaWorldConfig(EnvConfig):
     """`embodied/MetaWorld-<task>-v0`: every field below is passed to the env."""
 
+    family: str = "metaworld"
     id: str = "embodied/MetaWorld-${env.task}-v0"
     task: str = "reach"
     """Meta-World v3 task without the version suffix, e.g. reach, door-open."""

@@ -13,6 +13,7 @@ image is rendered offscreen with `mujoco.Renderer` at `image_size` (H, W).
 from __future__ import annotations
 
 import difflib
+import warnings
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -23,6 +24,9 @@ from metaworld.env_dict import ENV_CLS_MAP
 from metaworld.policies import ENV_POLICY_MAP
 
 from embodied.errors import ConfigError
+
+# Meta-World's experts warn when their gains exceed the action bounds; the env clips, as we do.
+warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
 
 TASKS: tuple[str, ...] = tuple(sorted(name.removesuffix("-v3") for name in ENV_CLS_MAP))
 CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
