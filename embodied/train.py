@@ -202,6 +202,8 @@ def _prepare_argv(argv: list[str]) -> list[str]:
         raise ConfigError("resume=true needs run_dir=<the run directory to continue>")
     if run_dir and not resume and (Path(run_dir) / "checkpoints").exists():
         raise CheckpointError(f"run_dir '{run_dir}' already holds a run; pass resume=true to continue it, or choose a new run_dir")
+    if run_dir and not any(a.startswith("hydra.run.dir=") for a in argv):
+        argv = [*argv, f"hydra.run.dir={run_dir}"]
     if not resume:
         return argv
     overrides_file = Path(run_dir) / ".hydra" / "overrides.yaml"

@@ -47,6 +47,15 @@ def _train_metrics(run_dir: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k not in ("wall_time", "charts/SPS")} for row in csv.DictReader(f)]
 
 
+def test_default_run_dir_is_dated_and_named(tmp_path: Path) -> None:
+    proc = run_cli("embodied.train", *TINY, "total_steps=100", "eval.episodes=0", cwd=tmp_path, check=True)
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    if not run_dir.is_absolute():
+        run_dir = tmp_path / run_dir
+    assert run_dir.parent.parent == tmp_path / "runs" and run_dir.name.endswith("_sac_metaworld_reach")
+    assert (run_dir / "summary.json").exists() and (run_dir / "checkpoints" / "last").exists()
+
+
 def test_same_seed_same_metrics(tmp_path: Path, tiny_run: Path) -> None:
     again = tmp_path / "again"
     run_cli("embodied.train", *TINY, f"run_dir={again}", check=True)
