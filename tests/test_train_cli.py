@@ -37,7 +37,7 @@ def test_run_directory_layout(tiny_run: Path) -> None:
     assert 0.0 <= summary["metrics"]["eval/success_rate"] <= 1.0
     videos = sorted((tiny_run / "videos").glob("*.mp4"))
     assert len(videos) == 1 and summary["videos"] == [f"videos/{videos[0].name}"]
-    frames = iio.imread(videos[0], plugin="pyav") if False else iio.imread(videos[0])
+    frames = iio.imread(videos[0])
     assert frames.shape == (51, 64, 64, 3)  # reset frame + 50 steps
     assert frames.std() > 1.0, "video frames should not be blank"
 
