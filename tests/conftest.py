@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+import embodied  # noqa: F401  (first: chooses MUJOCO_GL before any test imports mujoco)
+
 from helpers import TINY, run_cli
 
 

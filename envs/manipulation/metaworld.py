@@ -30,8 +30,9 @@ warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", cate
 
 TASKS: tuple[str, ...] = tuple(sorted(name.removesuffix("-v3") for name in ENV_CLS_MAP))
 CAMERAS = ("corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
-# The `corner` camera's y axis points down in Meta-World's MJCF: its raw image is upside down.
-_UPSIDE_DOWN = frozenset({"corner"})
+# The four corner cameras are mounted upside down in Meta-World's MJCF (their image "up"
+# axis points below the horizon): their raw images are rotated 180 degrees to be upright.
+_UPSIDE_DOWN = frozenset({"corner", "corner2", "corner3", "corner4"})
 OBS_MODES = ("state", "pixels", "state+pixels")
 
 
@@ -153,7 +154,7 @@ class MetaWorldEnv(gym.Env):
             self._renderers[size] = renderer
         renderer.update_scene(self._env.data, camera=camera)
         image = renderer.render()
-        return np.ascontiguousarray(image[::-1]) if camera in _UPSIDE_DOWN else image
+        return np.ascontiguousarray(image[::-1, ::-1]) if camera in _UPSIDE_DOWN else image
 
     def _observation(self):
         if self.obs_mode == "state":
