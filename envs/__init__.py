@@ -12,10 +12,11 @@ import inspect
 import gymnasium as gym
 
 import embodied  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
+from embodied.envs import minecraft
 from embodied.envs.manipulation import metaworld
 from embodied.errors import ConfigError
 
-_FAMILIES = (metaworld,)
+_FAMILIES = (metaworld, minecraft)
 
 REGISTERED: list[str] = []
 for _family in _FAMILIES:

@@ -1,0 +1,5 @@
+"""Placeholder: the MineDojo adapter is being written."""
+
+
+def register() -> list[str]:
+    return []

@@ -1,0 +1,73 @@
+"""The MineDojo-style dictionary that reward code reads (`info["mc"]`).
+
+The same keys, types and names come out of the MineDojo adapter, so a reward written
+against Crafter runs unchanged there. Names are Crafter's (wood, stone, tree, cow...);
+the adapter maps Minecraft's names onto them. README.md documents every key.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from embodied.envs.minecraft.engine import ACHIEVEMENTS, ENTITY_CLASSES, LIFE_STATS, MATERIALS, Engine
+
+INVENTORY_ITEMS: tuple[str, ...] = ("sapling", "wood", "stone", "coal", "iron", "diamond", "wood_pickaxe", "stone_pickaxe", "iron_pickaxe", "wood_sword", "stone_sword", "iron_sword")
+MC_KEYS: tuple[str, ...] = ("inventory", "life_stats", "location_stats", "near_blocks", "near_entities", "target", "achievements", "step", "done", "death_cause")
+
+
+@lru_cache(maxsize=8)
+def _offsets(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """View cells sorted by Euclidean distance from the centre: (dx, dy, distance)."""
+    dx, dy = np.meshgrid(np.arange(width) - width // 2, np.arange(height) - height // 2, indexing="ij")
+    dist = np.sqrt(dx**2 + dy**2).ravel()
+    order = np.argsort(dist, kind="stable")
+    return dx.ravel()[order], dy.ravel()[order], dist[order]
+
+
+def near_blocks(engine: Engine) -> dict[str, float]:
+    """Nearest distance (cells, Euclidean) to each material inside the local view."""
+    dx, dy, dist = _offsets(*engine.grid_shape)
+    xs, ys = dx + int(engine.player.pos[0]), dy + int(engine.player.pos[1])
+    area_w, area_h = engine.world.area
+    inside = (xs >= 0) & (xs < area_w) & (ys >= 0) & (ys < area_h)
+    ids = engine.world._mat_map[xs[inside], ys[inside]]
+    uniq, first = np.unique(ids, return_index=True)
+    near = dist[inside][first]
+    return {MATERIALS[i - 1]: float(d) for i, d in zip(uniq.tolist(), near.tolist()) if i > 0}
+
+
+def near_entities(engine: Engine) -> dict[str, float]:
+    """Nearest distance (cells, Euclidean) to each creature or plant kind inside the local view."""
+    px, py = int(engine.player.pos[0]), int(engine.player.pos[1])
+    out: dict[str, float] = {}
+    for obj in engine.visible_objects():
+        name = ENTITY_CLASSES.get(type(obj))
+        if name is None:
+            continue
+        d = float(np.hypot(int(obj.pos[0]) - px, int(obj.pos[1]) - py))
+        if d < out.get(name, np.inf):
+            out[name] = d
+    return out
+
+
+def mc_view(engine: Engine, done: bool) -> dict[str, Any]:
+    """info["mc"] for the current state of `engine`."""
+    player = engine.player
+    inv = player.inventory
+    facing = (int(player.facing[0]), int(player.facing[1]))
+    target = (int(player.pos[0]) + facing[0], int(player.pos[1]) + facing[1])
+    block, obj = engine.world[target]
+    return {
+        "inventory": {name: int(inv[name]) for name in INVENTORY_ITEMS},
+        "life_stats": {name: int(inv[name]) for name in LIFE_STATS},
+        "location_stats": {"pos": (int(player.pos[0]), int(player.pos[1])), "facing": facing},
+        "near_blocks": near_blocks(engine),
+        "near_entities": near_entities(engine),
+        "target": {"block": block, "entity": ENTITY_CLASSES.get(type(obj)) if obj is not None else None},
+        "achievements": {name: player.achievements[name] > 0 for name in ACHIEVEMENTS},
+        "step": int(engine.steps),
+        "done": bool(done),
+        "death_cause": engine.death_cause,
+    }
