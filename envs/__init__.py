@@ -30,10 +30,24 @@ def make(env_id: str, **kwargs) -> gym.Env:
         hint = f"did you mean {', '.join(close)}?" if close else f"{len(REGISTERED)} envs are registered, e.g. {', '.join(REGISTERED[:3])}"
         raise ConfigError(f"unknown env id '{env_id}': {hint}")
     try:
-        return gym.make(env_id, **kwargs)
+        env = gym.make(env_id, **kwargs)
     except TypeError as err:
         if "argument" not in str(err):
             raise
         creator = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
         accepted = [p for p in inspect.signature(creator).parameters if p != "self"]
         raise ConfigError(f"env '{env_id}' rejected its options ({err}); it accepts: {', '.join(accepted + ['max_episode_steps'])}") from None
+    _tell_episode_cap(env)
+    return env
+
+
+def _tell_episode_cap(env: gym.Env) -> None:
+    """Envs whose success depends on the cap (surviving to it) read it as `episode_cap`."""
+    if not hasattr(env.unwrapped, "episode_cap"):
+        return
+    layer = env
+    while isinstance(layer, gym.Wrapper):
+        if isinstance(layer, gym.wrappers.TimeLimit):
+            env.unwrapped.episode_cap = layer._max_episode_steps
+            return
+        layer = layer.env

@@ -78,7 +78,8 @@ class CrafterEnv(gym.Env):
         self.observation_space = spaces.Dict(obs)
         self.action_space = spaces.Discrete(len(self.engine.action_names))
         self._succeeded = False
-        self._cap: int | None = None
+        self.episode_cap: int = self.task.max_episode_steps
+        """Survival succeeds by living this long; `embodied.envs.make` sets it to the TimeLimit's cap."""
 
     # --- Gymnasium API ---------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -86,7 +87,6 @@ class CrafterEnv(gym.Env):
         world_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
         self._new_world(world_seed)
         self._succeeded = False
-        self._cap = self.spec.max_episode_steps if self.spec is not None and self.spec.max_episode_steps else self.task.max_episode_steps
         return self._obs(), self._info(done=False)
 
     def step(self, action):
@@ -120,7 +120,7 @@ class CrafterEnv(gym.Env):
     def _task_done(self, dead: bool) -> bool:
         if self.task.achievement is not None:
             return self.engine.player.achievements[self.task.achievement] > 0
-        return not dead and self._cap is not None and self.engine.steps >= self._cap
+        return not dead and self.engine.steps >= self.episode_cap
 
     def _obs(self) -> dict[str, np.ndarray]:
         obs = {}

@@ -9,11 +9,15 @@ rendering, changing only what makes training slow or opaque:
   render draws from the world's RNG, so a skipped render still advances it by the same
   amount: dynamics stay identical to `crafter.Env`. Extra renders (videos at another
   size) restore the RNG afterwards, so watching never changes the game;
-* the player records what hurt it last, which names the cause of death.
+* the player records what hurt it last, which names the cause of death;
+* creatures in a chunk are kept in insertion order. Crafter keeps them in a `set`,
+  ordered by memory address, and despawns `creatures[random index]` from it, so two
+  `crafter.Env(seed=s)` in one process diverge within tens of steps. Ours do not.
 """
 from __future__ import annotations
 
-from typing import Any
+import collections
+from typing import Any, Iterator
 
 import crafter
 import numpy as np
@@ -37,6 +41,30 @@ _SYMBOL_ID = {name: i for i, name in enumerate(SYMBOLS)}
 _PLAYER_ID = {facing: _SYMBOL_ID["player_left"] + i for i, facing in enumerate(FACINGS)}
 _LIFE_DEATHS = (("food", "starvation"), ("drink", "thirst"), ("energy", "exhaustion"))
 DEATH_CAUSES: tuple[str, ...] = ("lava", "zombie", "skeleton", "starvation", "thirst", "exhaustion", "unknown")
+
+
+class InsertionOrderedSet:
+    """The part of `set` that Crafter's chunks use, iterating in insertion order."""
+
+    def __init__(self) -> None:
+        self._items: dict[Any, None] = {}
+
+    def add(self, item: Any) -> None:
+        self._items[item] = None
+
+    def remove(self, item: Any) -> None:
+        del self._items[item]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._items))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def make_deterministic(world: Any) -> None:
+    """Replace the chunk sets of a freshly reset `crafter.engine.World` (see module docstring)."""
+    world._chunks = collections.defaultdict(InsertionOrderedSet)
 
 
 class Player(objects.Player):
@@ -75,6 +103,7 @@ class Engine(crafter.Env):
         """The world `crafter.Env(seed=seed).reset()` makes, with optional starting items."""
         self._episode, self._step = 1, 0
         self._world.reset(seed=hash((seed, 1)) % (2**31 - 1))
+        make_deterministic(self._world)
         self._update_time()
         center = (self._world.area[0] // 2, self._world.area[1] // 2)
         self._player = Player(self._world, center)
@@ -127,7 +156,7 @@ class Engine(crafter.Env):
         """A frame at another size, leaving the game's RNG untouched."""
         state = self._world.random.get_state()
         try:
-            return self.render(np.array(size))
+            return self.render(tuple(size))
         finally:
             self._world.random.set_state(state)
 
