@@ -112,6 +112,7 @@ class Config:
 # Env-family schemas: group option `env/<name>_schema`, as "module:Class".
 ENV_SCHEMAS: dict[str, str] = {
     "metaworld": "embodied.envs.manipulation.configs:MetaWorldConfig",
+    "crafter": "embodied.envs.minecraft.configs:CrafterConfig",
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -20,6 +20,16 @@ class EpisodeResult:
     success: bool
     """True if info["success"] was ever True during the episode (Meta-World convention)."""
     video: str | None = None
+    success_step: int | None = None
+    """Step at which success first happened."""
+    death_cause: str | None = None
+    """info["death_cause"] at the end (envs with deaths, e.g. Crafter); None: did not die."""
+    achievements: dict[str, bool] | None = None
+    """info["achievements"] at the end (Crafter): which were unlocked in the episode."""
+
+    def as_episode(self) -> dict[str, Any]:
+        """The `info["episode"]` form (see embodied.wrappers.EpisodeStatistics)."""
+        return {"r": self.episode_return, "l": self.length, "success": self.success, "success_step": self.success_step, "death_cause": self.death_cause, "achievements": self.achievements}
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -55,37 +65,77 @@ def run_episodes(
         if reset_policy is not None:
             reset_policy()
         frames = [env.render()] if record else []
-        total, length, success, done = 0.0, 0, bool(info.get("success", False)), False
+        total, length, done = 0.0, 0, False
+        success_step = 0 if info.get("success", False) else None
         while not done:
             obs, reward, terminated, truncated, info = env.step(policy(obs))
             total += float(reward)
             length += 1
-            success = success or bool(info.get("success", False))
+            if success_step is None and info.get("success", False):
+                success_step = length
             done = terminated or truncated
             if record:
                 frames.append(env.render())
         video = None
         if record:
             video = str(write_video(Path(video_dir) / f"{video_prefix}_{i:03d}_seed{seed + i}.mp4", frames, fps=fps))
-        results.append(EpisodeResult(seed + i, total, length, success, video))
+        results.append(EpisodeResult(seed + i, total, length, success_step is not None, video, success_step, info.get("death_cause"), info.get("achievements")))
     return results
 
 
-def summarize(results: list[EpisodeResult], prefix: str = "eval/") -> dict[str, float]:
-    """Success rate with its 95% Wilson interval, mean/std return and mean length."""
-    n = len(results)
-    wins = sum(r.success for r in results)
-    low, high = wilson_interval(wins, n)
-    returns = np.array([r.episode_return for r in results], dtype=np.float64)
-    return {
+def crafter_score(unlock_rates: Sequence[float]) -> float:
+    """Crafter's score (Hafner, 2021): geometric mean of achievement success rates, in %.
+
+    S = exp(mean_i ln(1 + s_i)) - 1 with s_i in percent, so rarely unlocked
+    achievements count and the score is 0 only if nothing is ever unlocked.
+    """
+    rates = 100.0 * np.asarray(unlock_rates, dtype=np.float64)
+    return float(np.exp(np.mean(np.log1p(rates))) - 1.0) if len(rates) else 0.0
+
+
+def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_causes: Sequence[str] = ()) -> dict[str, float]:
+    """Task metrics over finished episodes in `info["episode"]` form.
+
+    Always: episodes, success rate, mean return and length. Where the env reports them:
+    mean steps to success (successful episodes only), death rate overall and by cause
+    (every cause in `death_causes` gets a column, seen or not), and for Crafter's
+    achievements the per-achievement unlock rates and the Crafter score.
+    """
+    n = len(episodes)
+    if n == 0:
+        return {}
+    out = {
         f"{prefix}episodes": float(n),
-        f"{prefix}success_rate": wins / n if n else 0.0,
-        f"{prefix}success_ci95_low": low,
-        f"{prefix}success_ci95_high": high,
-        f"{prefix}return_mean": float(returns.mean()) if n else 0.0,
-        f"{prefix}return_std": float(returns.std()) if n else 0.0,
-        f"{prefix}length_mean": float(np.mean([r.length for r in results])) if n else 0.0,
+        f"{prefix}success_rate": sum(bool(e.get("success", False)) for e in episodes) / n,
+        f"{prefix}return_mean": float(np.mean([e["r"] for e in episodes])),
+        f"{prefix}length_mean": float(np.mean([e["l"] for e in episodes])),
     }
+    steps = [e["success_step"] for e in episodes if e.get("success_step") is not None]
+    if steps:
+        out[f"{prefix}steps_to_success_mean"] = float(np.mean(steps))
+    causes = [e.get("death_cause") for e in episodes]
+    if death_causes or any(causes):
+        out[f"{prefix}death_rate"] = sum(c is not None for c in causes) / n
+        for cause in dict.fromkeys([*death_causes, *(c for c in causes if c)]):
+            out[f"{prefix}death_rate/{cause}"] = sum(c == cause for c in causes) / n
+    with_achievements = [e["achievements"] for e in episodes if e.get("achievements")]
+    if with_achievements:
+        names = list(with_achievements[0])
+        rates = [float(np.mean([bool(a.get(name, False)) for a in with_achievements])) for name in names]
+        out[f"{prefix}crafter_score"] = crafter_score(rates)
+        out.update({f"{prefix}achievement/{name}": rate for name, rate in zip(names, rates)})
+    return out
+
+
+def summarize(results: list[EpisodeResult], prefix: str = "eval/", death_causes: Sequence[str] = ()) -> dict[str, float]:
+    """episode_metrics plus the success rate's 95% Wilson interval and the return's std."""
+    n = len(results)
+    low, high = wilson_interval(sum(r.success for r in results), n)
+    out = {f"{prefix}episodes": 0.0, f"{prefix}success_rate": 0.0, f"{prefix}return_mean": 0.0, f"{prefix}length_mean": 0.0}
+    out.update(episode_metrics([r.as_episode() for r in results], prefix, death_causes))
+    out[f"{prefix}success_ci95_low"], out[f"{prefix}success_ci95_high"] = low, high
+    out[f"{prefix}return_std"] = float(np.std([r.episode_return for r in results])) if n else 0.0
+    return out
 
 
 def episodes_as_dicts(results: list[EpisodeResult]) -> list[dict[str, Any]]:

@@ -82,7 +82,7 @@ def rollout(args: RolloutConfig) -> Path:
         )
         env.close()
         metrics: dict[str, Any] = {
-            **summarize(results, prefix=""),
+            **summarize(results, prefix="", death_causes=env.metadata.get("death_causes", ())),
             "checkpoint_step": state["step"],
             "checkpoint": str(checkpoint),
             "env_id": config.env.id,

@@ -20,6 +20,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from embodied.errors import CheckpointError, ConfigError
+from embodied.evaluation import episode_metrics
 
 log = logging.getLogger("embodied.train")
 
@@ -27,12 +28,13 @@ log = logging.getLogger("embodied.train")
 class TrainingHooks:
     """What runs between env steps: metric logging, periodic checkpoints, stop requests."""
 
-    def __init__(self, config: Any, agent: Any, logger: Any, run_dir: Path, start_step: int) -> None:
+    def __init__(self, config: Any, agent: Any, logger: Any, run_dir: Path, start_step: int, death_causes: tuple[str, ...] = ()) -> None:
         from tqdm import tqdm
 
         self.config, self.agent, self.logger, self.run_dir = config, agent, logger, run_dir
         self.start_step, self.start_time = start_step, time.time()
-        self.episodes: list[dict[str, float]] = []
+        self.episodes: list[dict[str, Any]] = []
+        self.death_causes = death_causes
         self.next_log = (start_step // config.log_every + 1) * config.log_every
         every = config.checkpoint.every
         self.next_checkpoint = (start_step // every + 1) * every if every > 0 else None
@@ -58,11 +60,10 @@ class TrainingHooks:
         elapsed = max(time.time() - self.start_time, 1e-9)
         row = {"charts/SPS": (step - self.start_step) / elapsed, **metrics}
         if self.episodes:
-            n = len(self.episodes)
-            row["charts/episodic_return"] = sum(e["r"] for e in self.episodes) / n
-            row["charts/episodic_length"] = sum(e["l"] for e in self.episodes) / n
-            row["charts/success_rate"] = sum(bool(e.get("success", False)) for e in self.episodes) / n
-            row["charts/episodes"] = n
+            stats = episode_metrics(self.episodes, "charts/", self.death_causes)
+            stats["charts/episodic_return"] = stats.pop("charts/return_mean")
+            stats["charts/episodic_length"] = stats.pop("charts/length_mean")
+            row.update(stats)
             self.episodes.clear()
         self.logger.log(step, row)
 
@@ -119,6 +120,7 @@ def train(cfg: DictConfig) -> Path:
     factory = EnvFactory(config.env, seed=config.seed)
     probe = factory.make()
     observation_space, action_space = probe.observation_space, probe.action_space
+    death_causes = tuple(probe.metadata.get("death_causes", ()))
     probe.close()
     agent = build_agent(config.agent, observation_space, action_space, device, config.seed)
     if hasattr(agent, "include_replay_buffer"):
@@ -129,7 +131,7 @@ def train(cfg: DictConfig) -> Path:
         start_step = int(state["step"])
         log.info("resumed from step %d", start_step)
     logger = MetricLogger(run_dir, config.logger, config=OmegaConf.to_container(cfg, resolve=True), append=config.resume)
-    hooks = TrainingHooks(config, agent, logger, run_dir, start_step)
+    hooks = TrainingHooks(config, agent, logger, run_dir, start_step, death_causes)
 
     # --- train (SIGINT/SIGTERM end the step, checkpoint, exit non-zero) ---------------
     started = time.time()
@@ -180,7 +182,7 @@ def train(cfg: DictConfig) -> Path:
             video_prefix=f"eval_step{step}",
         )
         env.close()
-        eval_metrics = summarize(results)
+        eval_metrics = summarize(results, death_causes=death_causes)
         logger.log(step, eval_metrics)
         summary["eval_episodes"] = episodes_as_dicts(results)
         summary["videos"] = [str(Path(r.video).relative_to(run_dir)) for r in results if r.video]

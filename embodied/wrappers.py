@@ -7,26 +7,32 @@ import gymnasium as gym
 
 
 class EpisodeStatistics(gym.Wrapper):
-    """Adds `info["episode"] = {"r", "l", "success"}` when an episode ends.
+    """Adds `info["episode"]` when an episode ends (read by embodied.evaluation.episode_metrics).
 
-    `success` is True if `info["success"]` was ever True in the episode. The keys
-    `r` and `l` match Stable-Baselines3's Monitor, so SB3 reads them too.
+    Keys: `r` (return) and `l` (length), as in Stable-Baselines3's Monitor so SB3 reads
+    them too; `success` (info["success"] was ever True) and `success_step` (when it first
+    was); `death_cause` and `achievements` copied from the last info where the env has them.
     """
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        self._return, self._length, self._success = 0.0, 0, False
+        self._return, self._length, self._success_step = 0.0, 0, None
 
     def reset(self, **kwargs: Any):
-        self._return, self._length, self._success = 0.0, 0, False
+        self._return, self._length, self._success_step = 0.0, 0, None
         return self.env.reset(**kwargs)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._return += float(reward)
         self._length += 1
-        self._success = self._success or bool(info.get("success", False))
+        if self._success_step is None and info.get("success", False):
+            self._success_step = self._length
         if terminated or truncated:
             info = dict(info)
-            info["episode"] = {"r": self._return, "l": self._length, "success": self._success}
+            episode = {"r": self._return, "l": self._length, "success": self._success_step is not None, "success_step": self._success_step}
+            for key in ("death_cause", "achievements"):
+                if key in info:
+                    episode[key] = info[key]
+            info["episode"] = episode
         return obs, reward, terminated, truncated, info

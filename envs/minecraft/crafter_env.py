@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from embodied.envs.minecraft.engine import ACHIEVEMENTS, ITEMS, SYMBOLS, Engine
+from embodied.envs.minecraft.engine import ACHIEVEMENTS, DEATH_CAUSES, ITEMS, SYMBOLS, Engine
 from embodied.envs.minecraft.tasks import TASKS, find_cave_spawn, get_task
 from embodied.envs.minecraft.view import mc_view
 from embodied.errors import ConfigError
@@ -41,7 +41,7 @@ def _pair(value: Sequence[int], name: str) -> tuple[int, int]:
 class CrafterEnv(gym.Env):
     """One Crafter task; see the module docstring for observations, rewards and seeds."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10, "death_causes": DEATH_CAUSES}
 
     def __init__(
         self,
