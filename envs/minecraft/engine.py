@@ -94,6 +94,7 @@ class Engine(crafter.Env):
         self.render_obs = render_obs
         self.frame: np.ndarray | None = None
         self.death_cause: str | None = None
+        self._visible: list[Any] | None = None
         self.grid_shape = tuple(int(v) for v in self._local_view._grid)  # (width, height) in cells
         unit = self._size // self._view
         self._night_draws = int(np.prod(self._local_view._grid * unit))
@@ -114,6 +115,7 @@ class Engine(crafter.Env):
             self._player.inventory[name] = count
         self._last_health = self._player.health
         self.death_cause = None
+        self._visible: list[Any] | None = None
         self._observe()
 
     def step(self, action: int) -> tuple[float, bool]:
@@ -124,10 +126,13 @@ class Engine(crafter.Env):
         player.action = constants.actions[action]
         reach = 2 * max(self._view)
         for obj in self._world.objects:
-            if player.distance(obj) < reach:
+            # Crafter's `player.distance(obj) < reach`, in Python ints (it is the hot loop).
+            (ox, oy), (px, py) = obj.pos.tolist(), player.pos.tolist()
+            if abs(ox - px) + abs(oy - py) < reach:
                 player.actor = obj
                 obj.update()
         player.actor = None
+        self._visible = None
         if self._step % 10 == 0:
             for chunk, objs in self._world.chunks.items():
                 self._balance_chunk(chunk, objs)
@@ -175,11 +180,18 @@ class Engine(crafter.Env):
         return grid.T
 
     def visible_objects(self) -> list[Any]:
-        """Objects inside the local view, the player included."""
-        width, height = self.grid_shape
-        px, py = int(self._player.pos[0]), int(self._player.pos[1])
-        dx, dy = width // 2, height // 2
-        return [o for o in self._world.objects if -dx <= o.pos[0] - px < width - dx and -dy <= o.pos[1] - py < height - dy]
+        """Objects inside the local view, the player included (cached until the next step)."""
+        if self._visible is None:
+            width, height = self.grid_shape
+            px, py = self._player.pos.tolist()
+            x0, y0 = px - width // 2, py - height // 2
+            visible = []
+            for obj in self._world.objects:
+                ox, oy = obj.pos.tolist()
+                if x0 <= ox < x0 + width and y0 <= oy < y0 + height:
+                    visible.append(obj)
+            self._visible = visible
+        return self._visible
 
     def inventory_vector(self) -> np.ndarray:
         return np.array([self._player.inventory[name] for name in ITEMS], np.int64)

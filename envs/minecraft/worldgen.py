@@ -15,6 +15,7 @@ import numba
 import numpy as np
 import opensimplex
 from crafter import objects
+from opensimplex.internals import _noise3
 
 # Noise layers of Crafter's terrain: name -> (z, size, x transform, y transform).
 # `x / size` is computed as Crafter does, after the transform (e.g. (2 * x) / 3).
@@ -43,16 +44,26 @@ _CODE_NAMES = ("grass", "path", "coal", "iron", "diamond", "lava", "stone", "san
 _COW, _ZOMBIE, _SKELETON = 1, 2, 3
 
 
+@numba.njit(cache=True)
+def _noise_grid(xs, ys, z, perm, perm_grad_index3):  # pragma: no cover - compiled
+    # opensimplex's own noise3array runs a parallel loop, whose threads fight the other
+    # env workers and the learner for cores; one thread per world is faster in practice.
+    out = np.empty((xs.size, ys.size))
+    for i in range(xs.size):
+        for j in range(ys.size):
+            out[i, j] = _noise3(xs[i], ys[j], z, perm, perm_grad_index3)
+    return out
+
+
 def _noise_layers(seed: int, width: int, height: int) -> dict[str, np.ndarray]:
     """Every noise layer over the whole map, indexed [x, y]."""
     simplex = opensimplex.OpenSimplex(seed=seed)
     xs = np.arange(width, dtype=np.float64)
     ys = np.arange(height, dtype=np.float64)
-    layers = {}
-    for name, (z, size, fx, fy) in _LAYERS.items():
-        grid = simplex.noise3array(_TRANSFORMS[fx](xs) / size, _TRANSFORMS[fy](ys) / size, np.array([float(z)]))
-        layers[name] = np.ascontiguousarray(grid[0].T)
-    return layers
+    return {
+        name: _noise_grid(_TRANSFORMS[fx](xs) / size, _TRANSFORMS[fy](ys) / size, float(z), simplex._perm, simplex._perm_grad_index3)
+        for name, (z, size, fx, fy) in _LAYERS.items()
+    }
 
 
 @numba.njit(cache=True)
