@@ -34,7 +34,7 @@ _NO_DAMAGE = {
     "damage_pitch": np.zeros(1, np.float32), "damage_yaw": np.zeros(1, np.float32),
     "hunger_damage": np.zeros(1, np.float32), "is_explosion": np.array(False), "is_fire_damage": np.array(False),
     "is_magic_damage": np.array(False), "is_projectile": np.array(False), "is_unblockable": np.array(False),
-}  # fmt: skip
+}
 
 
 class _Space:
@@ -111,13 +111,13 @@ class FakeMineDojoEnv:
                                "pitch": np.zeros(1, np.float32), "biome_id": np.array(1)},
             "voxels": {"block_name": voxels, "is_solid": voxels != "air"},
             "damage_source": dict(self.damage or _NO_DAMAGE) if self.life <= 0 else dict(_NO_DAMAGE),
-        }  # fmt: skip
+        }
         if self.lidar:
             obs["rays"] = {
                 "block_name": np.array(["wood", "stone"], dtype=object), "block_distance": np.array([2.0, 9.0], np.float32),
                 "entity_name": np.array(["cow", "zombie"], dtype=object), "entity_distance": np.array([1.5, 6.0], np.float32),
                 "ray_pitch": np.zeros(2, np.float32), "ray_yaw": np.array([0.0, 0.6], np.float32),
-            }  # fmt: skip
+            }
         return obs
 
 
@@ -138,10 +138,20 @@ def _mc(obs=None, info=None, prev=None, step=0, done=False):
     return minedojo_to_mc(obs if obs is not None else _obs(), info or {}, step, done, prev)
 
 
+@pytest.fixture
+def registered(monkeypatch):
+    """The ids `register()` adds where MineDojo imports (a stand-in module), removed afterwards."""
+    monkeypatch.setitem(sys.modules, "minedojo", types.ModuleType("minedojo"))
+    ids = minedojo.register()
+    yield ids
+    for env_id in ids:
+        gym.registry.pop(env_id, None)
+
+
 # --- the mapping, key by key -----------------------------------------------------------
 def test_inventory_sums_slots_and_maps_names():
     inv = _inventory(("log", 3), ("log", 5), ("planks", 4), ("cobblestone", 2), ("iron ore", 1), ("iron ingot", 2),
-                     ("wooden pickaxe", 1), ("stone sword", 1), ("beef", 2), ("crafting table", 1))  # fmt: skip
+                     ("wooden pickaxe", 1), ("stone sword", 1), ("beef", 2), ("crafting table", 1))
     got = _mc(_obs(inventory=inv))["inventory"]
     assert got["wood"] == 8 and got["stone"] == 2 and got["iron"] == 3
     assert got["wood_pickaxe"] == 1 and got["stone_sword"] == 1 and got["diamond"] == 0
@@ -195,7 +205,7 @@ def test_rays_give_entities_and_crosshair_target():
 def test_rays_out_of_reach_and_null_entities():
     rays = {"block_name": np.array(["stone", "air"], dtype=object), "block_distance": np.array([5.0, 10.0], np.float32),
             "entity_name": np.array(["null", "skeleton"], dtype=object), "entity_distance": np.array([5.0, 2.0], np.float32),
-            "ray_pitch": np.array([0.0, 0.3], np.float32), "ray_yaw": np.zeros(2, np.float32)}  # fmt: skip
+            "ray_pitch": np.array([0.0, 0.3], np.float32), "ray_yaw": np.zeros(2, np.float32)}
     got = _mc(_obs(rays=rays))
     assert got["near_entities"] == {"skeleton": 2.0}
     assert got["target"] == {"block": None, "entity": None}  # stone 5 blocks away is out of reach
@@ -362,12 +372,14 @@ def test_empty_slot_equip_becomes_a_no_op():
     assert fake.actions[0][5] == 0 and fake.actions[1][5] == EQUIP
 
 
-def test_check_env_passes_without_warnings():
-    env = MineDojoEnv(FakeMineDojoEnv(lidar=True), render_mode="rgb_array")
+def test_check_env_passes_without_warnings(registered):
+    # Made through gym.make so that check_env can also remake it for other render modes.
+    env = gym.make(registered[0], env=FakeMineDojoEnv(lidar=True), render_mode="rgb_array").unwrapped
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env)
     assert [str(w.message) for w in caught] == []
+    env.reset(seed=0)
     assert env.render().shape == (24, 32, 3)
 
 
@@ -406,32 +418,20 @@ def test_register_returns_nothing_without_minedojo(monkeypatch, capsys):
     assert not [env_id for env_id in gym.registry if env_id.startswith("embodied/MineDojo-")]
 
 
-def test_register_with_minedojo_adds_the_four_ids(monkeypatch):
-    monkeypatch.setitem(sys.modules, "minedojo", types.ModuleType("minedojo"))
-    ids = minedojo.register()
-    try:
-        assert ids == [f"embodied/MineDojo-{task}-v0" for task in ("CollectWood", "EatCow", "DiamondLava", "Survival")]
-        assert gym.spec(ids[0]).max_episode_steps == 500 and gym.spec(ids[3]).max_episode_steps == 10000
-        env = gym.make(ids[3], env=FakeMineDojoEnv())
-        env.reset(seed=0)
-        assert env.unwrapped.task_id == "survival"
-        env.close()
-    finally:
-        for env_id in ids:
-            gym.registry.pop(env_id, None)
+def test_register_with_minedojo_adds_the_four_ids(registered):
+    assert registered == [f"embodied/MineDojo-{task}-v0" for task in ("CollectWood", "EatCow", "DiamondLava", "Survival")]
+    assert gym.spec(registered[0]).max_episode_steps == 500 and gym.spec(registered[3]).max_episode_steps == 10000
+    env = gym.make(registered[2], env=FakeMineDojoEnv())
+    env.reset(seed=0)
+    assert env.unwrapped.task_id == "harvest_1_diamond_with_iron_pickaxe"
+    env.close()
 
 
-def test_survival_succeeds_alive_at_the_cap(monkeypatch):
-    monkeypatch.setitem(sys.modules, "minedojo", types.ModuleType("minedojo"))
-    ids = minedojo.register()
-    try:
-        env = gym.make(ids[3], env=FakeMineDojoEnv(), max_episode_steps=3)
-        env.reset(seed=0)
-        infos = [env.step(NO_OP) for _ in range(3)]
-        assert [i[4]["success"] for i in infos] == [False, False, True] and infos[-1][3] is True
-    finally:
-        for env_id in ids:
-            gym.registry.pop(env_id, None)
+def test_survival_succeeds_alive_at_the_cap(registered):
+    env = embodied.envs.make(registered[3], env=FakeMineDojoEnv(), max_episode_steps=3)
+    env.reset(seed=0)
+    steps = [env.step(NO_OP) for _ in range(3)]
+    assert [s[4]["success"] for s in steps] == [False, False, True] and steps[-1][3] is True
 
 
 def test_task_ids_are_minedojo_programmatic_tasks():

@@ -28,3 +28,8 @@ class CrafterConfig(EnvConfig):
     """Build info["mc"], the view reward code reads."""
     render_size: list[int] = field(default_factory=lambda: [256, 256])
     """(height, width) of video frames."""
+
+    def __post_init__(self) -> None:
+        from embodied.envs.minecraft.tasks import get_task
+
+        get_task(self.task)  # one line naming the valid tasks, before anything runs

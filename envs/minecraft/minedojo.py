@@ -77,7 +77,7 @@ ENTITY_NAMES: dict[str, str] = {  # rays name entities by Java class, "Entity" c
     "cow": "cow", "zombie": "zombie", "husk": "zombie", "zombievillager": "zombie", "skeleton": "skeleton",
     "stray": "skeleton", "arrow": "arrow", "tippedarrow": "arrow", "spectralarrow": "arrow",
 }
-DAMAGE_TYPES: dict[str, str] = {  # Minecraft DamageSource type names, normalised
+DAMAGE_TYPES: dict[str, str] = {  # Minecraft DamageSource type names, lower case without "_"
     "lava": "lava", "infire": "lava", "onfire": "lava", "hotfloor": "lava", "starve": "starvation", "arrow": "skeleton", "mob": "zombie",
 }
 BLOCK_REACH, ENTITY_REACH = 4.5, 3.0
@@ -90,8 +90,10 @@ IMPORT_ERROR: Exception | None = None
 """Why `import minedojo` failed in `register()`, for diagnosis; None if it worked or was not tried."""
 
 
-def _name(raw: Any) -> str:
-    return str(raw).strip().lower().replace(" ", "_").removeprefix("minecraft:")
+def _mapped(raw: Any, table: dict[str, str]) -> str | None:
+    """Crafter's name for a Minecraft name (normalised, then `table`), None for nothing (air, no hit)."""
+    name = str(raw).strip().lower().replace(" ", "_").removeprefix("minecraft:")
+    return None if name in _EMPTY else table.get(name, name)
 
 
 def _scalar(value: Any, default: float) -> float:
@@ -112,79 +114,71 @@ def _inventory(inventory: dict | None) -> dict[str, int]:
     from embodied.envs.minecraft.view import INVENTORY_ITEMS  # lazy: view imports Crafter
 
     counts = dict.fromkeys(INVENTORY_ITEMS, 0)
-    if inventory is None:
-        return counts
-    for raw, quantity in zip(np.ravel(inventory["name"]), np.ravel(inventory["quantity"])):
-        name = _name(raw)
-        if name not in _EMPTY and quantity > 0:
-            key = ITEM_NAMES.get(name, name)
-            counts[key] = counts.get(key, 0) + int(round(float(quantity)))
+    if inventory is not None:
+        for raw, quantity in zip(np.ravel(inventory["name"]), np.ravel(inventory["quantity"])):
+            key = _mapped(raw, ITEM_NAMES)
+            if key is not None and quantity > 0:
+                counts[key] = counts.get(key, 0) + int(round(float(quantity)))
     return counts
+
+
+def _nearest(names: Any, distances: Any, table: dict[str, str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for raw, distance in zip(names, distances):
+        key = _mapped(raw, table)
+        if key is not None:
+            out[key] = min(out.get(key, math.inf), float(distance))
+    return out
 
 
 def _near_blocks(voxels: dict | None) -> dict[str, float]:
     if voxels is None:
         return {}
-    names = np.asarray(voxels["block_name"]).astype(str)
+    names = np.asarray(voxels["block_name"])
     offsets = np.indices(names.shape).reshape(names.ndim, -1).T - np.array(names.shape) // 2
-    unique, inverse = np.unique(names.ravel(), return_inverse=True)
-    nearest = np.full(len(unique), np.inf)
-    np.minimum.at(nearest, inverse.ravel(), np.linalg.norm(offsets, axis=1))
-    out: dict[str, float] = {}
-    for raw, distance in zip(unique.tolist(), nearest.tolist()):
-        name = _name(raw)
-        if name not in _EMPTY:
-            key = BLOCK_NAMES.get(name, name)
-            out[key] = min(out.get(key, math.inf), float(distance))
-    return out
+    return _nearest(names.ravel(), np.linalg.norm(offsets, axis=1), BLOCK_NAMES)
 
 
 def _block_in_front(voxels: dict, facing: tuple[int, int]) -> str | None:
     names = np.asarray(voxels["block_name"])
-    cx, cy, cz = (s // 2 for s in names.shape)
+    cx, cy, cz = (size // 2 for size in names.shape)
     x, z = cx + facing[0], cz + facing[1]
     for y in (cy, cy - 1):
-        if 0 <= x < names.shape[0] and 0 <= y < names.shape[1] and 0 <= z < names.shape[2]:
-            name = _name(names[x, y, z])
-            if name not in _EMPTY:
-                return BLOCK_NAMES.get(name, name)
+        inside = 0 <= x < names.shape[0] and 0 <= y and 0 <= z < names.shape[2]
+        if inside and _mapped(names[x, y, z], BLOCK_NAMES) is not None:
+            return _mapped(names[x, y, z], BLOCK_NAMES)
     return None
 
 
 def _from_rays(rays: dict) -> tuple[dict[str, float], str | None, str | None]:
     """Nearest distance per entity hit, and the block and entity under the crosshair ray."""
-    entities = [_name(n) for n in np.ravel(rays["entity_name"])]
-    entity_distance = np.ravel(rays["entity_distance"]).astype(np.float64)
-    near: dict[str, float] = {}
-    for name, distance in zip(entities, entity_distance.tolist()):
-        if name not in _EMPTY:
-            key = ENTITY_NAMES.get(name, name)
-            near[key] = min(near.get(key, math.inf), distance)
-    if not entities:
+    entities, entity_distance = np.ravel(rays["entity_name"]), np.ravel(rays["entity_distance"]).astype(np.float64)
+    near = _nearest(entities, entity_distance, ENTITY_NAMES)
+    if len(entities) == 0:
         return near, None, None
     off_centre = np.abs(np.ravel(rays.get("ray_pitch", 0.0))) + np.abs(np.ravel(rays.get("ray_yaw", 0.0)))
-    i = int(np.argmin(np.broadcast_to(off_centre, (len(entities),))))
-    block_name, block, entity = _name(np.ravel(rays["block_name"])[i]), None, None
-    if block_name not in _EMPTY and float(np.ravel(rays["block_distance"])[i]) <= BLOCK_REACH:
-        block = BLOCK_NAMES.get(block_name, block_name)
-    if entities[i] not in _EMPTY and entity_distance[i] <= ENTITY_REACH:
-        entity = ENTITY_NAMES.get(entities[i], entities[i])
+    i = int(np.argmin(np.broadcast_to(off_centre, entities.shape)))
+    in_reach = float(np.ravel(rays["block_distance"])[i]) <= BLOCK_REACH
+    block = _mapped(np.ravel(rays["block_name"])[i], BLOCK_NAMES) if in_reach else None
+    entity = _mapped(entities[i], ENTITY_NAMES) if entity_distance[i] <= ENTITY_REACH else None
     return near, block, entity
 
 
 def death_cause(damage: dict, food: float) -> str:
     """Crafter's cause of death from MineDojo's last damage report and the food level."""
-    kind = damage.get("damage_type")
-    if isinstance(kind, str) and _name(kind).replace("_", "") in DAMAGE_TYPES:
-        return DAMAGE_TYPES[_name(kind).replace("_", "")]
-    flag = lambda key: bool(np.any(damage.get(key, False)))  # noqa: E731
-    if flag("is_fire_damage"):
+    kind = (_mapped(damage.get("damage_type"), {}) or "").replace("_", "")
+    if kind in DAMAGE_TYPES:
+        return DAMAGE_TYPES[kind]
+    fire, projectile, explosion, magic, unblockable = (
+        bool(np.any(damage.get(f"is_{flag}", False))) for flag in ("fire_damage", "projectile", "explosion", "magic_damage", "unblockable")
+    )
+    if fire:
         return "lava"
-    if flag("is_projectile"):
+    if projectile:
         return "skeleton"
-    if flag("is_explosion") or flag("is_magic_damage"):
+    if explosion or magic:
         return "unknown"
-    if flag("is_unblockable") and food <= 0:
+    if unblockable and food <= 0:
         return "starvation"
     if _scalar(damage.get("damage_distance"), 0.0) > 0:
         return "zombie"
@@ -211,9 +205,12 @@ def minedojo_to_mc(obs: dict, info: dict, step: int, done: bool, prev: dict | No
     pos = np.ravel(np.asarray(location.get("pos", (0.0, 0.0, 0.0)), dtype=np.float64))
     facing = facing_from_yaw(_scalar(location.get("yaw"), 0.0))
     inventory = _inventory(obs.get("inventory"))
-    near_entities, block, entity = _from_rays(obs["rays"]) if obs.get("rays") is not None else ({}, None, None)
-    if obs.get("rays") is None and obs.get("voxels") is not None:
-        block = _block_in_front(obs["voxels"], facing)
+    rays, voxels = obs.get("rays"), obs.get("voxels")
+    if rays is not None:
+        near_entities, block, entity = _from_rays(rays)
+    else:
+        near_entities, entity = {}, None
+        block = _block_in_front(voxels, facing) if voxels is not None else None
     cause = None
     if life <= 0 or bool(info.get("is_dead", False)):
         damage = {**(info.get("damage_source") or {}), **(obs.get("damage_source") or {})}
@@ -222,7 +219,7 @@ def minedojo_to_mc(obs: dict, info: dict, step: int, done: bool, prev: dict | No
         "inventory": inventory,
         "life_stats": {"health": _to_crafter_scale(life), "food": _to_crafter_scale(food), "drink": 9, "energy": 9},
         "location_stats": {"pos": (int(math.floor(pos[0])), int(math.floor(pos[2]))), "facing": facing},
-        "near_blocks": _near_blocks(obs.get("voxels")),
+        "near_blocks": _near_blocks(voxels),
         "near_entities": near_entities,
         "target": {"block": block, "entity": entity},
         "achievements": _achievements(inventory, prev),
@@ -232,16 +229,15 @@ def minedojo_to_mc(obs: dict, info: dict, step: int, done: bool, prev: dict | No
     }
 
 
-def _check_task(task: str) -> None:
+def _check_options(task: str, render_mode: str | None, voxel_size: dict | None) -> None:
     if task not in TASK_IDS:
         close = difflib.get_close_matches(task, TASK_IDS, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise ConfigError(f"unknown MineDojo task '{task}'{hint}; valid tasks: {', '.join(TASK_IDS)}")
-
-
-def _check_voxel_size(size: dict | None) -> None:
-    if size is not None and any(size[f"{axis}min"] != -size[f"{axis}max"] for axis in "xyz"):
-        raise ConfigError(f"voxel_size must be symmetric around the agent (xmin == -xmax, ...), got {dict(size)}")
+    if render_mode not in (None, "rgb_array"):
+        raise ConfigError(f"render_mode must be rgb_array or None, got '{render_mode}'")
+    if voxel_size is not None and any(voxel_size[f"{axis}min"] != -voxel_size[f"{axis}max"] for axis in "xyz"):
+        raise ConfigError(f"voxel_size must be symmetric around the agent (xmin == -xmax, ...), got {dict(voxel_size)}")
 
 
 class MineDojoEnv(gym.Env):
@@ -263,10 +259,7 @@ class MineDojoEnv(gym.Env):
         render_mode: str | None = None,
         **minedojo_kwargs: Any,
     ) -> None:
-        _check_task(task)
-        if render_mode not in (None, "rgb_array"):
-            raise ConfigError(f"render_mode must be rgb_array or None, got '{render_mode}'")
-        _check_voxel_size(minedojo_kwargs.get("voxel_size"))
+        _check_options(task, render_mode, minedojo_kwargs.get("voxel_size"))
         self.task, self.task_id, self.render_mode = TASKS[task], task_id or TASK_IDS[task], render_mode
         if env is None:
             env = _make_minedojo(self.task_id, image_size, minedojo_kwargs)
@@ -279,6 +272,8 @@ class MineDojoEnv(gym.Env):
         self._obs: dict | None = None
         self._mc: dict | None = None
         self._steps, self._succeeded, self.last_info = 0, False, {}
+        self.episode_cap: int = self.task.max_episode_steps
+        """Survival succeeds alive at this step; `embodied.envs.make` sets it to the TimeLimit's cap."""
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -316,8 +311,7 @@ class MineDojoEnv(gym.Env):
     def _task_success(self, info: dict) -> bool:
         if "success" in info:
             return bool(info["success"])
-        cap = self.spec.max_episode_steps if self.spec is not None else None
-        if self.task.achievement is None and cap and self._steps >= cap and self._mc["death_cause"] is None:
+        if self.task.achievement is None and self._steps >= self.episode_cap and self._mc["death_cause"] is None:
             return True
         return bool(getattr(self._env, "is_successful", False))
 
@@ -333,7 +327,7 @@ class MineDojoEnv(gym.Env):
         inventory = (self._obs or {}).get("inventory")
         if act.shape == (8,) and act[5] in _FN_ON_SLOT and inventory is not None:
             names = np.ravel(inventory["name"])
-            if act[7] < len(names) and _name(names[act[7]]) == "air":
+            if act[7] < len(names) and _mapped(names[act[7]], {}) is None:
                 act[5] = 0
         return act
 
