@@ -309,11 +309,9 @@ class MineDojoEnv(gym.Env):
         return {"success": self._succeeded, "death_cause": mc["death_cause"], "achievements": dict(mc["achievements"]), "mc": mc}
 
     def _task_success(self, info: dict) -> bool:
-        if "success" in info:
-            return bool(info["success"])
-        if self.task.achievement is None and self._steps >= self.episode_cap and self._mc["death_cause"] is None:
-            return True
-        return bool(getattr(self._env, "is_successful", False))
+        reported = info["success"] if "success" in info else getattr(self._env, "is_successful", False)
+        survived = self.task.achievement is None and self._steps >= self.episode_cap and self._mc["death_cause"] is None
+        return bool(reported) or survived
 
     def _hit_cap(self, info: dict) -> bool:
         """Whether a done came from a time limit (gym's TimeLimit flag or its step count)."""
@@ -323,6 +321,7 @@ class MineDojoEnv(gym.Env):
         return cap is not None and elapsed is not None and elapsed >= cap
 
     def _safe_action(self, action: Any) -> np.ndarray:
+        """The action, with equip/place/destroy on an empty slot (MineDojo raises) made a no-op."""
         act = np.asarray(action, dtype=np.int64).copy()
         inventory = (self._obs or {}).get("inventory")
         if act.shape == (8,) and act[5] in _FN_ON_SLOT and inventory is not None:
