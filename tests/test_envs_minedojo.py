@@ -53,7 +53,9 @@ class FakeMineDojoEnv:
     check, equip/place/destroy on an empty slot raises. `die_at` kills the agent with the
     `damage` report, `success_at` ends with info["success"], `cap` ends like gym's
     TimeLimit (info["TimeLimit.truncated"]). `lidar` adds two rays: the crosshair ray on
-    a cow in front of the log, and one to the side on a zombie.
+    a cow in front of the log, and one to the side on a zombie. Names are MineDojo's:
+    inventory names with spaces ("wooden pickaxe"), voxel and ray names the in-game
+    display names ("grass block", "wood" for a log block), entities "cow" or "null".
     """
 
     def __init__(self, size=(24, 32), die_at=None, damage=None, success_at=None, cap=None, lidar=False):

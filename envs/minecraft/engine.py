@@ -5,6 +5,8 @@ rendering, changing only what makes training slow or opaque:
 
 * worlds come from the vectorised generator in `worldgen.py`, seeded exactly as
   `crafter.Env(seed=s).reset()` seeds its first world, so `new_world(s)` is that world;
+* rendering draws the terrain from a per-size texture atlas in one indexing step and
+  caches the inventory bar (pixel-identical to Crafter's cell-by-cell drawing);
 * rendering is skipped when only the symbolic view is used. Crafter's night-time
   render draws from the world's RNG, so a skipped render still advances it by the same
   amount: dynamics stay identical to `crafter.Env`. Extra renders (videos at another
@@ -22,6 +24,7 @@ from typing import Any, Iterator
 import crafter
 import numpy as np
 from crafter import constants, objects
+from crafter import engine as crafter_engine
 
 from embodied.envs.minecraft.worldgen import generate_world
 
@@ -67,6 +70,61 @@ def make_deterministic(world: Any) -> None:
     world._chunks = collections.defaultdict(InsertionOrderedSet)
 
 
+class AtlasLocalView(crafter_engine.LocalView):
+    """Crafter's local view; terrain tiles come from an atlas instead of one draw per cell."""
+
+    def __init__(self, world: Any, textures: Any, grid: Any) -> None:
+        super().__init__(world, textures, grid)
+        self._atlases: dict[tuple[int, int], np.ndarray] = {}
+
+    def _atlas(self, unit: tuple[int, int]) -> np.ndarray:
+        names = self._world._mat_names
+        if unit not in self._atlases or len(self._atlases[unit]) != len(names):
+            self._atlases[unit] = np.stack([self._textures.get(names[i], unit)[..., :3] for i in range(len(names))])
+        return self._atlases[unit]
+
+    def __call__(self, player: Any, unit: Any) -> np.ndarray:
+        self._unit = np.array(unit)
+        self._center = np.array(player.pos)
+        ux, uy = int(self._unit[0]), int(self._unit[1])
+        gx, gy = int(self._grid[0]), int(self._grid[1])
+        x0, y0 = (self._center - self._offset).tolist()
+        area_w, area_h = self._world.area
+        xa, xb, ya, yb = max(x0, 0), min(x0 + gx, area_w), max(y0, 0), min(y0 + gy, area_h)
+        canvas = np.zeros((gx * ux, gy * uy, 3), np.uint8) + 127
+        if xa < xb and ya < yb:
+            ids = self._world._mat_map[xa:xb, ya:yb]
+            tiles = self._atlas((ux, uy))[ids]  # (cells x, cells y, ux, uy, 3)
+            w, h = ids.shape
+            block = tiles.transpose(0, 2, 1, 3, 4).reshape(w * ux, h * uy, 3)
+            canvas[(xa - x0) * ux : (xb - x0) * ux, (ya - y0) * uy : (yb - y0) * uy] = block
+        for obj in self._world.objects:
+            pos = obj.pos - self._center + self._offset
+            if not crafter_engine._inside((0, 0), pos, self._grid):
+                continue
+            crafter_engine._draw_alpha(canvas, pos * self._unit, self._textures.get(obj.texture, self._unit))
+        canvas = self._light(canvas, self._world.daylight)
+        if player.sleeping:
+            canvas = self._sleep(canvas)
+        return canvas
+
+
+class CachedItemView(crafter_engine.ItemView):
+    """Crafter's inventory bar, drawn once per distinct inventory."""
+
+    def __init__(self, textures: Any, grid: Any) -> None:
+        super().__init__(textures, grid)
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def __call__(self, inventory: dict[str, int], unit: Any) -> np.ndarray:
+        key = (tuple(inventory.values()), tuple(np.asarray(unit).tolist()))
+        if key not in self._cache:
+            if len(self._cache) > 256:
+                self._cache.clear()
+            self._cache[key] = super().__call__(inventory, unit)
+        return self._cache[key]
+
+
 class Player(objects.Player):
     """Crafter's player, remembering which object's update last took health from it."""
 
@@ -91,6 +149,8 @@ class Engine(crafter.Env):
 
     def __init__(self, area=(64, 64), view=(9, 9), size=(64, 64), render_obs: bool = True) -> None:
         super().__init__(area=area, view=view, size=size, reward=True, length=None, seed=0)
+        self._local_view = AtlasLocalView(self._world, self._textures, self._local_view._grid)
+        self._item_view = CachedItemView(self._textures, self._item_view._grid)
         self.render_obs = render_obs
         self.frame: np.ndarray | None = None
         self.death_cause: str | None = None
