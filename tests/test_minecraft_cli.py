@@ -60,3 +60,19 @@ def test_bad_crafter_task_is_one_line(tmp_path: Path) -> None:
     proc = run_cli("embodied.train", "experiment=ppo_crafter_eat_cow", "env.task=MineDiamonds", f"run_dir={tmp_path / 'bad'}")
     assert_one_line_error(proc, "MineDiamonds", "CollectWood, EatCow, DiamondLava, Survival")
     assert not (tmp_path / "bad" / "checkpoints").exists()
+
+
+def test_throughput_benchmark_runs(tmp_path: Path) -> None:
+    """The benchmark's code path (numbers come from the full run, not from here)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/minecraft_throughput.py", "--workers", "1", "--seconds", "0.5", "--variants", "raw+numba,ours symbolic", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| ours symbolic |" in proc.stdout and proc.stdout.strip().splitlines()[-1].startswith("command: python benchmarks/minecraft_throughput.py")
+    results = json.loads(out.read_text())["results"]
+    assert results["ours symbolic"]["steps_per_s"] > 0 and results["raw+numba"]["steps_per_s"] > 0
