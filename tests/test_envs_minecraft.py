@@ -279,3 +279,16 @@ def test_bad_options_name_the_valid_ones(kwargs, needle):
 def test_unknown_env_id_suggests_a_task():
     with pytest.raises(ConfigError, match="Crafter-EatCow-v0"):
         envs.make("embodied/Crafter-EatCows-v0")
+
+
+def test_eat_cow_succeeds_when_the_cow_dies():
+    env = CrafterEnv(task="EatCow", obs_mode="symbolic")
+    env.reset(seed=0)
+    world, player = _open_world(env)
+    player.facing = (1, 0)
+    cow = objects.Cow(world, (player.pos[0] + 1, player.pos[1]))
+    cow.health = 1
+    cow.move = lambda direction: False  # keep it in front of the player for this check
+    world.add(cow)
+    _, reward, terminated, _, info = env.step(ACTIONS.index("do"))
+    assert reward == 1.0 and terminated and info["success"] and info["achievements"]["eat_cow"]
