@@ -27,6 +27,7 @@ test-all: setup
 
 bench: setup
 	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/minecraft_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -12,8 +12,9 @@ first world). Variants:
                     which this project installs, so it is the stronger baseline)
   ours rgb          embodied/Crafter-Survival-v0, obs_mode=rgb (renders every step)
   ours symbolic     obs_mode=symbolic (no rendering; info["mc"] still built)
-  ours vector       gymnasium AsyncVectorEnv over `--workers` symbolic envs, actions
-                    from the parent process, i.e. what batched training sees
+  ours vector       `--vector-envs` symbolic envs in an embodied.vec_env.ShardedVecEnv over
+                    `--workers` processes, actions from the parent process: what PPO with
+                    env.vectorization=async sees (autoreset, infos with info["mc"] included)
 
 Before timing, it checks that our env and raw Crafter make the same world for the same
 seeds. Prints a Markdown table and, last, the command line that produced it.
@@ -119,24 +120,26 @@ def run_parallel(variant: str, workers: int, seconds: float) -> dict[str, float]
     return {"steps_per_s": steps / elapsed, "episodes": episodes, "reset_ms": 1000 * sum(r["reset_s"] for r in results) / max(episodes, 1)}
 
 
-def run_vector(workers: int, seconds: float) -> dict[str, float]:
-    """AsyncVectorEnv over `workers` symbolic envs (one process each), random actions."""
-    import gymnasium as gym
+def run_vector(workers: int, num_envs: int, seconds: float) -> dict[str, float]:
+    """ShardedVecEnv of `num_envs` symbolic envs over `workers` processes, random actions."""
     import numpy as np
 
     import embodied.envs as envs
+    from embodied.vec_env import ShardedVecEnv
+    from embodied.wrappers import EpisodeStatistics
 
-    vec = gym.vector.AsyncVectorEnv([lambda: envs.make(ENV_ID, obs_mode="symbolic") for _ in range(workers)], context="spawn")
-    vec.reset(seed=0)
+    vec = ShardedVecEnv([lambda: EpisodeStatistics(envs.make(ENV_ID, obs_mode="symbolic")) for _ in range(num_envs)], workers=workers, start_method="spawn")
+    vec.seed(0)
+    vec.reset()
     rng = np.random.default_rng(0)
-    for _ in range(300):  # warm-up: every worker compiles and generates a world
-        vec.step(rng.integers(17, size=workers))
+    for _ in range(300):  # warm-up: every worker compiles and generates worlds
+        vec.step(rng.integers(17, size=num_envs))
     steps = episodes = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        _, _, terminated, truncated, _ = vec.step(rng.integers(17, size=workers))
-        steps += workers
-        episodes += int(np.sum(terminated | truncated))
+        _, _, dones, _ = vec.step(rng.integers(17, size=num_envs))
+        steps += num_envs
+        episodes += int(np.sum(dones))
     elapsed = time.perf_counter() - start
     vec.close()
     return {"steps_per_s": steps / elapsed, "episodes": episodes, "reset_ms": float("nan")}
@@ -163,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes per variant (default: all cores)")
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per variant")
+    parser.add_argument("--vector-envs", type=int, default=16, help="envs in the 'ours vector' variant")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of: {', '.join(VARIANTS)}")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     check_same_worlds()
     results: dict[str, dict[str, float]] = {}
     for variant in variants:
-        results[variant] = run_vector(args.workers, args.seconds) if variant == "ours vector" else run_parallel(variant, args.workers, args.seconds)
+        results[variant] = run_vector(args.workers, args.vector_envs, args.seconds) if variant == "ours vector" else run_parallel(variant, args.workers, args.seconds)
         print(f"{variant}: {results[variant]['steps_per_s']:.0f} steps/s", file=sys.stderr, flush=True)
 
     base, base_numba = results.get("raw", {}).get("steps_per_s"), results.get("raw+numba", {}).get("steps_per_s")

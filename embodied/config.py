@@ -39,7 +39,9 @@ class EnvConfig:
     num_envs: int = 1
     """Parallel training envs."""
     vectorization: str = "sync"
-    """sync (one process) or async (one worker process per env)."""
+    """sync (one process) or async (worker processes, each stepping a shard of the envs)."""
+    workers: Optional[int] = None
+    """Worker processes for async; None: min(num_envs, CPU count)."""
 
 
 @dataclass

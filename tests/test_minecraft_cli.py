@@ -45,15 +45,23 @@ def test_crafter_experiment_trains_and_reports_minecraft_metrics(tmp_path: Path,
     assert frames.shape[1:] == (64, 64, 3) and frames.std() > 1.0
 
 
-def test_crafter_rgb_trains_a_cnn(tmp_path: Path) -> None:
+def test_crafter_rgb_trains_a_cnn_on_worker_processes(tmp_path: Path) -> None:
     run_dir = tmp_path / "rgb"
-    run_cli("embodied.train", "experiment=ppo_crafter_eat_cow", *TINY_PPO, "env.obs_mode=rgb", "eval.episodes=1", f"run_dir={run_dir}", check=True)
+    run_cli("embodied.train", "experiment=ppo_crafter_eat_cow", *TINY_PPO, "env.obs_mode=rgb", "env.vectorization=async", "env.workers=2", "eval.episodes=1", f"run_dir={run_dir}", check=True)
+    assert "features_extractor.extractors.rgb.cnn.0.weight" in _weight_names(run_dir / "checkpoints" / "last" / "model.safetensors")
     config = json.loads((run_dir / "checkpoints" / "last" / "config.json").read_text())
     assert config["agent"] == "ppo"
     proc = run_cli("embodied.rollout", f"run={run_dir}", "episodes=2", "video=false", check=True)
     folder = Path(proc.stdout.strip().splitlines()[-1])
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["episodes"] == 2 and "death_rate/lava" in metrics and "crafter_score" in metrics
+
+
+def _weight_names(path: Path) -> set[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return set(f.keys())
 
 
 def test_bad_crafter_task_is_one_line(tmp_path: Path) -> None:

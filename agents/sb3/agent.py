@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,13 @@ from safetensors.torch import load_model, save_model
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from embodied.agent import Agent, TrainHooks
 from embodied.agents.sb3.config import PPOConfig, SACConfig, SB3Config
 from embodied.errors import CheckpointError, ConfigError
 from embodied.tensor_state import load_state, save_state
+from embodied.vec_env import ShardedVecEnv
 
 _ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "ppo": PPO}
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
@@ -92,10 +94,11 @@ class SB3Agent(Agent):
 
     @staticmethod
     def make_vec_env(env_factory: Any) -> VecEnv:
-        """SB3 vector env over `env_factory.make(rank)` (sync or one process per env)."""
+        """SB3 vector env over `env_factory.make(rank)`: in-process, or sharded over worker processes."""
         fns = [lambda rank=rank: env_factory.make(rank) for rank in range(env_factory.num_envs)]
         if env_factory.config.vectorization == "async" and len(fns) > 1:
-            vec: VecEnv = SubprocVecEnv(fns, start_method="forkserver")
+            workers = env_factory.config.workers or min(len(fns), os.cpu_count() or 1)
+            vec: VecEnv = ShardedVecEnv(fns, workers=workers)
         elif env_factory.config.vectorization in ("sync", "async"):
             vec = DummyVecEnv(fns)
         else:
