@@ -25,7 +25,7 @@ from embodied.envs.manipulation.metaworld import CAMERAS, OBS_MODES, TASKS, Meta
 from embodied.errors import ConfigError
 
 GOAL = slice(36, 39)  # goal position inside the 39-d state
-ALL_IDS = list(embodied.envs.REGISTERED)
+ALL_IDS = [env_id for env_id in embodied.envs.REGISTERED if env_id.startswith("embodied/MetaWorld-")]
 
 
 def _id(task: str) -> str:
