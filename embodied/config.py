@@ -77,6 +77,29 @@ class CheckpointConfig:
 
 
 @dataclass
+class RewardConfig:
+    """Which reward trains the agent: the env's own, or reward code run in the sandbox."""
+
+    kind: str = "sparse"
+    """sparse (the env's reward), handwritten (ours, per task) or designed (a reward.py file)."""
+    path: Optional[str] = None
+    """The reward file for kind=designed, e.g. an Auto MC-Reward iteration's reward.py."""
+    scale_constraint: bool = True
+    """Auto MC-Reward's constraint: reward = sgn(components.sparse) + 0.1 sgn(components.dense)."""
+    timeout_s: float = 1.0
+    """Wall-clock limit for one batched sandbox call."""
+    memory_mb: int = 512
+    """Address-space limit of the sandbox worker."""
+
+    def __post_init__(self) -> None:
+        kinds = ("sparse", "handwritten", "designed")
+        if self.kind not in kinds:
+            raise ConfigError(f"unknown reward kind {self.kind!r}; choose from: {', '.join(kinds)}")
+        if self.kind == "designed" and not self.path:
+            raise ConfigError("reward=designed needs reward.path=<a reward.py file>, e.g. an iteration's runs/.../iterations/1/reward.py")
+
+
+@dataclass
 class Config:
     """The root config of `embodied-train`."""
 
@@ -99,6 +122,7 @@ class Config:
     agent: Any = None
     eval: EvalConfig = field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self) -> None:
         if self.total_steps < 0:
@@ -157,6 +181,7 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
+    cs.store(group="reward", name="reward_schema", node=RewardConfig)
     for name, path in ENV_SCHEMAS.items():
         cs.store(group="env", name=f"{name}_schema", node=load_object(path))
     for name, spec in REGISTRY.items():

@@ -98,8 +98,9 @@ def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_ca
 
     Always: episodes, success rate, mean return and length. Where the env reports them:
     mean steps to success (successful episodes only), death rate overall and by cause
-    (every cause in `death_causes` gets a column, seen or not), and for Crafter's
-    achievements the per-achievement unlock rates and the Crafter score.
+    (every cause in `death_causes` gets a column, seen or not), the per-episode sum of
+    each reward-code component (`reward/<name>`), and for Crafter's achievements the
+    per-achievement unlock rates and the Crafter score.
     """
     n = len(episodes)
     if n == 0:
@@ -118,6 +119,9 @@ def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_ca
         out[f"{prefix}death_rate"] = sum(c is not None for c in causes) / n
         for cause in dict.fromkeys([*death_causes, *(c for c in causes if c)]):
             out[f"{prefix}death_rate/{cause}"] = sum(c == cause for c in causes) / n
+    with_components = [e["reward_components"] for e in episodes if e.get("reward_components")]
+    for name in dict.fromkeys(k for c in with_components for k in c):
+        out[f"{prefix}reward/{name}"] = float(np.mean([c.get(name, 0.0) for c in with_components]))
     with_achievements = [e["achievements"] for e in episodes if e.get("achievements")]
     if with_achievements:
         names = list(with_achievements[0])

@@ -117,7 +117,7 @@ def train(cfg: DictConfig) -> Path:
     if config.torch_threads > 0:
         torch.set_num_threads(config.torch_threads)
     device = resolve_device(config.device)
-    factory = EnvFactory(config.env, seed=config.seed)
+    factory = EnvFactory(config.env, seed=config.seed, reward=config.reward)
     probe = factory.make()
     observation_space, action_space = probe.observation_space, probe.action_space
     death_causes = tuple(probe.metadata.get("death_causes", ()))

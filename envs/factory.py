@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import gymnasium as gym
 
-from embodied.config import EnvConfig
+from embodied.config import EnvConfig, RewardConfig
 
 _BASE_FIELDS = {f.name for f in dataclasses.fields(EnvConfig)}
 
@@ -23,6 +23,8 @@ class EnvFactory:
 
     config: EnvConfig
     seed: int = 0
+    reward: Optional[RewardConfig] = None
+    """Reward code for training envs (embodied.reward_code); None: the env's own reward."""
 
     @property
     def num_envs(self) -> int:

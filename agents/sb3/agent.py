@@ -25,6 +25,7 @@ from embodied.agent import Agent, TrainHooks
 from embodied.agents.sb3.config import PPOConfig, SACConfig, SB3Config
 from embodied.errors import CheckpointError, ConfigError
 from embodied.tensor_state import load_state, save_state
+from embodied.reward_code import wrap_reward
 from embodied.vec_env import ShardedVecEnv
 
 _ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "ppo": PPO}
@@ -104,7 +105,7 @@ class SB3Agent(Agent):
         else:
             raise ConfigError(f"env.vectorization must be sync or async, got '{env_factory.config.vectorization}'")
         vec.seed(env_factory.seed)
-        return vec
+        return wrap_reward(vec, getattr(env_factory, "reward", None), getattr(env_factory.config, "task", None))
 
     # --- Agent API -----------------------------------------------------------------
     def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:

@@ -1,0 +1,99 @@
+"""Rewards written as code (hand-written or LLM-designed), applied to a vector env via the sandbox.
+
+`CodeRewardVecEnv` wraps an SB3 `VecEnv`: after every step it sends all envs' `info["mc"]`
+views to the sandbox in one batched call, replaces the env reward with the code's
+(under Auto MC-Reward's scale constraint by default), keeps the env's own reward in
+`info["task_reward"]`, and adds per-episode component sums to `info["episode"]`.
+A reward that fails stops training with its structured error; it is never replaced.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from embodied.config import RewardConfig
+from embodied.errors import ConfigError
+
+
+def reward_source(config: RewardConfig, task: str | None) -> str | None:
+    """The reward code selected by `config` (None for the env's own reward)."""
+    if config.kind == "sparse":
+        return None
+    if config.kind == "handwritten":
+        from embodied.agents.auto_mc_reward.rewards import handwritten_path
+
+        if task is None:
+            raise ConfigError("reward=handwritten needs an env with a task (the Crafter envs)")
+        return handwritten_path(task).read_text()
+    path = Path(str(config.path))
+    if not path.is_file():
+        raise ConfigError(f"reward.path '{path}' is not a file; point it at a reward.py (e.g. an iteration's)")
+    return path.read_text()
+
+
+def shaped(total: float, components: dict[str, float], scale_constraint: bool) -> float:
+    """The training reward: `total`, or sgn(sparse) + 0.1 sgn(dense) under the constraint."""
+    if not scale_constraint:
+        return total
+    from embodied.sandbox import RewardError
+
+    missing = [k for k in ("sparse", "dense") if k not in components]
+    if missing:
+        raise RewardError("bad_return", f"with the scale constraint the components must include 'sparse' and 'dense' (missing {', '.join(missing)})")
+    sign = lambda v: math.copysign(1.0, v) if v != 0 else 0.0  # noqa: E731
+    return sign(components["sparse"]) + 0.1 * sign(components["dense"])
+
+
+class CodeRewardVecEnv(VecEnvWrapper):
+    """Replaces a vector env's rewards with reward code run in a sandbox worker."""
+
+    def __init__(self, venv: VecEnv, source: str, config: RewardConfig) -> None:
+        from embodied.sandbox import RewardSandbox
+
+        super().__init__(venv)
+        self.config = config
+        self.sandbox = RewardSandbox(source, timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+        self.slots = list(range(self.num_envs))
+        self.sums: list[dict[str, float]] = [defaultdict(float) for _ in self.slots]
+
+    def reset(self) -> Any:
+        obs = self.venv.reset()
+        self.sandbox.reset(self.slots)
+        self.sums = [defaultdict(float) for _ in self.slots]
+        return obs
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        if any("mc" not in info for info in infos):
+            raise ConfigError("reward code reads info['mc']: use a Minecraft env with env.mc_info=true")
+        results = self.sandbox.call([info["mc"] for info in infos], self.slots)
+        new = np.zeros(self.num_envs, dtype=np.float32)
+        finished = []
+        for i, (total, components) in enumerate(results):
+            new[i] = shaped(total, components, self.config.scale_constraint)
+            infos[i]["task_reward"] = float(rewards[i])
+            for name, value in components.items():
+                self.sums[i][name] += value
+            if dones[i]:
+                if "episode" in infos[i]:
+                    infos[i]["episode"]["reward_components"] = dict(self.sums[i])
+                self.sums[i] = defaultdict(float)
+                finished.append(i)
+        if finished:
+            self.sandbox.reset(finished)
+        return obs, new, dones, infos
+
+    def close(self) -> None:
+        self.sandbox.close()
+        self.venv.close()
+
+
+def wrap_reward(venv: VecEnv, config: RewardConfig | None, task: str | None) -> VecEnv:
+    """`venv` with the configured reward code, or unchanged for the env's own reward."""
+    source = reward_source(config, task) if config is not None else None
+    return venv if source is None else CodeRewardVecEnv(venv, source, config)
