@@ -182,6 +182,7 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="reward", name="reward_schema", node=RewardConfig)
+    cs.store(name="design_reward_schema", node=load_object("embodied.agents.auto_mc_reward.config:DesignConfig"))
     for name, path in ENV_SCHEMAS.items():
         cs.store(group="env", name=f"{name}_schema", node=load_object(path))
     for name, spec in REGISTRY.items():

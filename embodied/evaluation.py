@@ -26,6 +26,8 @@ class EpisodeResult:
     """info["death_cause"] at the end (envs with deaths, e.g. Crafter); None: did not die."""
     achievements: dict[str, bool] | None = None
     """info["achievements"] at the end (Crafter): which were unlocked in the episode."""
+    final_view: dict[str, Any] | None = None
+    """info["mc"] at the last step (Minecraft envs): where the episode ended and what was near."""
 
     def as_episode(self) -> dict[str, Any]:
         """The `info["episode"]` form (see embodied.wrappers.EpisodeStatistics)."""
@@ -79,7 +81,7 @@ def run_episodes(
         video = None
         if record:
             video = str(write_video(Path(video_dir) / f"{video_prefix}_{i:03d}_seed{seed + i}.mp4", frames, fps=fps))
-        results.append(EpisodeResult(seed + i, total, length, success_step is not None, video, success_step, info.get("death_cause"), info.get("achievements")))
+        results.append(EpisodeResult(seed + i, total, length, success_step is not None, video, success_step, info.get("death_cause"), info.get("achievements"), info.get("mc")))
     return results
 
 

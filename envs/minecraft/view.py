@@ -15,6 +15,19 @@ from embodied.envs.minecraft.engine import ACHIEVEMENTS, ENTITY_CLASSES, LIFE_ST
 
 INVENTORY_ITEMS: tuple[str, ...] = ("sapling", "wood", "stone", "coal", "iron", "diamond", "wood_pickaxe", "stone_pickaxe", "iron_pickaxe", "wood_sword", "stone_sword", "iron_sword")
 MC_KEYS: tuple[str, ...] = ("inventory", "life_stats", "location_stats", "near_blocks", "near_entities", "target", "achievements", "step", "done", "death_cause")
+MC_KEY_DOCS: dict[str, str] = {
+    "inventory": "dict[str, int]: every item (sapling, wood, stone, coal, iron, diamond, wood_pickaxe, stone_pickaxe, iron_pickaxe, wood_sword, stone_sword, iron_sword) -> count 0..9",
+    "life_stats": "dict[str, int]: health, food, drink, energy, each 0..9 (9 = full; at 0 food/drink/energy health drains)",
+    "location_stats": "dict: pos -> (x, y) ints in 0..63; facing -> (dx, dy), one of (-1, 0), (1, 0), (0, -1), (0, 1)",
+    "near_blocks": "dict[str, float]: nearest Euclidean distance in cells (0..~4.5) to each material visible in the local 9x7 view: water, grass, stone, path, sand, tree, lava, coal, iron, diamond, table, furnace; a material not in view is absent",
+    "near_entities": "dict[str, float]: nearest distance to each visible creature kind: cow, zombie, skeleton, arrow, plant; absent if not in view",
+    "target": "dict: block -> the material the player faces (what the 'do' action acts on) or None; entity -> the creature there or None",
+    "achievements": "dict[str, bool]: Crafter's 22 achievements (collect_wood, eat_cow, collect_diamond, place_table, ...) unlocked so far this episode",
+    "step": "int: steps since the episode began",
+    "done": "bool: the episode ended at this step (death or success)",
+    "death_cause": "str or None: lava, zombie, skeleton, starvation, thirst, exhaustion or unknown once dead; None while alive",
+}
+"""Each key's type and range, for prompts (Auto MC-Reward's "input parameters") and docs."""
 
 
 @lru_cache(maxsize=8)

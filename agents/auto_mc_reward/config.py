@@ -1,0 +1,54 @@
+"""Config schema of `embodied-design-reward` (the Auto MC-Reward loop)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from embodied.errors import ConfigError
+from embodied.llm.config import LLMConfig
+
+
+@dataclass
+class DesignTrainConfig:
+    """How each iteration's reward is trained and measured (an `embodied-train` run)."""
+
+    experiment: Optional[str] = None
+    """embodied-train experiment; None: ppo_crafter_<task in snake case>."""
+    total_steps: int = 100_000
+    """PPO budget per iteration."""
+    seed: int = 0
+    overrides: list[str] = field(default_factory=list)
+    """Extra embodied-train overrides, e.g. [eval.episodes=20, env.num_envs=4]."""
+
+
+@dataclass
+class DesignConfig:
+    """The root config of embodied-design-reward."""
+
+    task: str = "CollectWood"
+    """CollectWood, EatCow or DiamondLava (Survival has no single goal to shape)."""
+    iterations: int = 3
+    """Design -> critique -> train -> analyse rounds; fitness is the task's success rate."""
+    revisions: int = 3
+    """Critic -> Designer revisions per round before the round fails."""
+    view_episodes: int = 4
+    """Random-policy episodes whose views the Critic executes each design on."""
+    view_seed: int = 0
+    scale_constraint: bool = True
+    """Train on sgn(sparse) + 0.1 sgn(dense), as in the paper."""
+    timeout_s: float = 1.0
+    """Sandbox limit for one batched reward call."""
+    memory_mb: int = 512
+    """Sandbox worker address-space limit."""
+    run_dir: Optional[str] = None
+    """Output folder; None: runs/<date>/<time>_design_<task>."""
+    train: DesignTrainConfig = field(default_factory=DesignTrainConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
+
+    def __post_init__(self) -> None:
+        from embodied.envs.minecraft.tasks import get_task
+
+        if get_task(self.task).achievement is None:
+            raise ConfigError(f"task '{self.task}' has no goal to design a reward for; use CollectWood, EatCow or DiamondLava")
+        if self.iterations < 1 or self.revisions < 0 or self.view_episodes < 1:
+            raise ConfigError("iterations and view_episodes must be >= 1 and revisions >= 0")

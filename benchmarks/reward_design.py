@@ -1,0 +1,78 @@
+"""Sparse vs hand-written dense vs designed rewards on the Crafter tasks, same PPO budget.
+
+    python benchmarks/reward_design.py [--tasks CollectWood,EatCow,DiamondLava] [--seeds 0,1,2]
+        [--steps 100000] [--rewards sparse,handwritten] [--designed TASK=path/to/reward.py ...]
+        [--out runs/bench_rewards]
+
+Trains one `embodied-train experiment=ppo_crafter_<task> reward=<kind> seed=<s>` run per
+cell (skipping runs already complete in --out, so it can be resumed), then prints per
+task and reward: the task's own success rate pooled over all seeds' evaluation episodes
+with its 95% Wilson interval, the per-seed rates, lava death rate and mean steps to
+success. `designed` needs a reward.py from `embodied-design-reward` (an LLM run).
+Prints a Markdown table and, last, the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from embodied.evaluation import wilson_interval
+
+
+def snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+
+
+def run(task: str, reward: str, seed: int, steps: int, out: Path, designed: dict[str, str]) -> dict:
+    run_dir = out / f"{snake(task)}_{reward}_s{seed}"
+    summary = run_dir / "summary.json"
+    if not (summary.exists() and json.loads(summary.read_text()).get("status") == "complete"):
+        args = [sys.executable, "-m", "embodied.train", f"experiment=ppo_crafter_{snake(task)}", f"reward={reward}", f"seed={seed}", f"total_steps={steps}", f"run_dir={run_dir}", "eval.video_episodes=1"]
+        if reward == "designed":
+            args.append(f"reward.path={designed[task]}")
+        print("running:", shlex.join(args[1:]), file=sys.stderr, flush=True)
+        subprocess.run(args, check=True, capture_output=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    return json.loads(summary.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--tasks", default="CollectWood,EatCow,DiamondLava")
+    parser.add_argument("--rewards", default="sparse,handwritten")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--designed", nargs="*", default=[], help="TASK=path/to/reward.py for reward 'designed'")
+    parser.add_argument("--out", default="runs/bench_rewards")
+    args = parser.parse_args(argv)
+    designed = dict(item.split("=", 1) for item in args.designed)
+    tasks, rewards = args.tasks.split(","), args.rewards.split(",")
+    if "designed" in rewards and not all(t in designed for t in tasks):
+        parser.error("reward 'designed' needs --designed TASK=path for every task")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    print(f"| task | reward | success (pooled, 95% CI) | per seed | lava deaths | steps to success |\n|---|---|---|---|---|---|")
+    for task in tasks:
+        for reward in rewards:
+            summaries = [run(task, reward, seed, args.steps, out, designed) for seed in seeds]
+            episodes = [e for s in summaries for e in s["eval_episodes"]]
+            wins = sum(e["success"] for e in episodes)
+            low, high = wilson_interval(wins, len(episodes))
+            per_seed = ", ".join(f"{s['metrics']['eval/success_rate']:.0%}" for s in summaries)
+            lava = np.mean([e["death_cause"] == "lava" for e in episodes])
+            steps = [e["success_step"] for e in episodes if e["success"]]
+            print(f"| {task} | {reward} | {wins / len(episodes):.0%} ({low:.0%}–{high:.0%}) | {per_seed} | {lava:.0%} | {np.mean(steps):.1f} |" if steps else
+                  f"| {task} | {reward} | {wins / len(episodes):.0%} ({low:.0%}–{high:.0%}) | {per_seed} | {lava:.0%} | – |", flush=True)
+    print(f"\n{args.steps} PPO steps per run, {len(seeds)} seeds, evaluation episodes pooled over seeds.")
+    print(f"command: python {shlex.join(['benchmarks/reward_design.py', *(argv if argv is not None else sys.argv[1:])])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
