@@ -17,7 +17,8 @@ import embodied.envs as envs
 from embodied.errors import EmbodiedError
 from embodied.sandbox import RewardError, RewardSandbox, check_source
 from embodied.sandbox.checks import FORBIDDEN_ATTRS
-from embodied.sandbox.worker import PRELOAD, SAFE_BUILTINS
+from embodied.sandbox.guards import SAFE_BUILTINS
+from embodied.sandbox.worker import PRELOAD
 
 ROOT = Path(__file__).resolve().parents[1]
 

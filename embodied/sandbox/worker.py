@@ -1,33 +1,25 @@
 """The reward worker: one process that runs one designed reward (started by `sandbox.py`).
 
-Run as `python -I worker.py REQ_FD RESP_FD PROGRESS_FD`. It imports nothing from
-`embodied`. Under the parent's static checks it adds runtime layers:
-
-* builtins: a small allowlist; `__import__` hands out only math and numpy, `print` is a
-  no-op; both live in a namespace of their own, so their globals lead nowhere;
-* an audit hook that, while reward code runs, refuses every audited action (opening
-  files, sockets, processes, imports, frame and code-object access, ...) and records it
-  even if the reward swallows the exception;
-* RLIMIT_AS = address space after start-up + memory_mb; RLIMIT_CPU re-armed before each
-  batch to CPU time used + cpu_s (a hung worker whose parent died still stops).
+Run as `python -I worker.py REQ_FD RESP_FD PROGRESS_FD`; it imports nothing from
+`embodied` (only `guards.py`, by path). Beneath the parent's static checks it runs the
+reward with the runtime guards of `guards.py` and two resource limits: RLIMIT_AS =
+address space after start-up + memory_mb, and RLIMIT_CPU re-armed before each batch to
+CPU time used + cpu_s (so a worker stuck in C code after its parent died still stops).
 
 Protocol: requests are pickles from the trusted parent: ("call", resets, views, slots) or
 ("close",). Replies never contain pickles: a 4-byte length, a JSON header and, for
 results, raw float64s (per item: total, then the components in the header's name order).
-The shared PROGRESS_FD page holds (start time, index) of the item being run, so the
-parent can enforce the per-call timeout and name the view that hung.
+The shared PROGRESS_FD page holds the start time and index of the item being run, so
+the parent can enforce the per-call timeout and name the view that hung.
 """
 from __future__ import annotations
 
-import builtins
 import importlib
 import json
 import math
 import mmap
-import numbers
 import os
 import pickle
-import reprlib
 import resource
 import signal
 import struct
@@ -39,138 +31,23 @@ from collections import defaultdict
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
-SAFE_BUILTINS = (
-    "abs", "all", "any", "bool", "callable", "chr", "complex", "dict", "divmod", "enumerate", "filter",
-    "float", "frozenset", "hash", "int", "isinstance", "iter", "len", "list", "map", "max", "min",
-    "next", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum",
-    "tuple", "zip", "ArithmeticError", "AssertionError", "AttributeError", "Exception", "IndexError",
-    "KeyError", "LookupError", "NotImplementedError", "OverflowError", "RuntimeError",
-    "StopIteration", "TypeError", "ValueError", "ZeroDivisionError",
-)
+if __package__:  # imported as embodied.sandbox.worker (tests)
+    from embodied.sandbox.guards import BadReturn, Violation, install_audit_guard, restricted_builtins, reward_line, validate
+else:  # run by the sandbox as `python -I worker.py`: its own directory is not on sys.path
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from guards import BadReturn, Violation, install_audit_guard, restricted_builtins, reward_line, validate
+
 # Imported before reward code runs: numpy loads these lazily (np.median imports numpy.ma),
 # and an import while reward code runs is refused by the audit hook.
 PRELOAD = ("numpy", "numpy.linalg", "numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.char",
            "numpy.strings", "numpy.rec")
-HARMLESS_EVENTS = frozenset({"builtins.id"})  # numpy's repr calls id()
 PAGE = 24  # shared progress page: start time (float64), item index (int64), line where a timeout hit (int64)
 EXIT_MEMORY = 3  # the worker ran out of memory outside reward code (parent reports "memory")
-MAX_COMPONENTS, MAX_NAME = 64, 100  # keep a reply small whatever the reward returns
-_NUMBERS, _STR, _PAIR = frozenset({float, int}), frozenset({str}), (tuple, list)
-_short = reprlib.Repr()
-_short.maxstring = _short.maxother = 60
-
-
-class Violation(Exception):
-    """Reward code tried something the runtime layer blocks."""
-
-
-class BadReturn(Exception):
-    """The reward returned something other than (finite number, {str: finite number})."""
-
-
-_HELPERS = '''
-def __import__(name, globals=None, locals=None, fromlist=(), level=0):
-    if level == 0 and name in modules:
-        return modules[name] if fromlist else modules[name.partition(".")[0]]
-    audit("sandbox.import", name)  # the worker's audit hook records the attempt, with its line, and raises
-    raise Violation("import of " + repr(name) + " is blocked")
-def print(*args, **kwargs):
-    return None
-'''
-
-
-def _builtins(modules: dict[str, Any]) -> dict[str, Any]:
-    """The reward's `__builtins__`; the two helpers are compiled in a namespace holding only what they need."""
-    scope = {"__builtins__": {"repr": repr}, "modules": modules, "audit": sys.audit, "Violation": Violation}
-    exec(compile(_HELPERS, "<sandbox>", "exec"), scope)
-    safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
-    return {**safe, "True": True, "False": False, "None": None, "__import__": scope["__import__"], "print": scope["print"]}
-
-
-def _reward_line(frame: Any, namespace: dict) -> int | None:
-    """Line of the innermost frame of reward code at or above `frame` (f_globals raises no audit event)."""
-    while frame is not None and frame.f_globals is not namespace:
-        frame = frame.f_back
-    return None if frame is None else frame.f_lineno
-
-
-def _install_guard(blocked: list, namespace: dict) -> list[bool]:
-    """Audit hook refusing every audited event while armed; returns its [armed, allow_one_exec] switches.
-
-    The switches live only in this closure and the caller's locals, never in module
-    globals, so reward code that reached this module's namespace still could not disarm it.
-    """
-    state = [False, False]
-
-    def hook(event: str, args: tuple) -> None:
-        if not state[0] or event in HARMLESS_EVENTS:
-            return
-        if event == "exec" and state[1]:  # the one exec() that loads the reward module
-            state[1] = False
-            return
-        state[0] = False  # frame access below raises audit events of its own
-        try:
-            line = _reward_line(sys._getframe(1), namespace)
-        finally:
-            state[0] = True
-        what = f"import of {args[0]!r} is blocked" if event == "sandbox.import" else f"{event} is blocked in reward code"
-        blocked.append((what, line))
-        raise Violation(what)
-
-    sys.addaudithook(hook)
-    return state
 
 
 def _report_line(frame: Any, namespace: dict, progress: mmap.mmap) -> None:
     """On SIGUSR1, sent before the parent kills a call that timed out: note the reward line being run."""
-    struct.pack_into("<q", progress, 16, _reward_line(frame, namespace) or 0)
-
-
-def _number(value: Any, what: str) -> float:
-    """`value` as a finite float; bool, complex, arrays and non-numbers are refused."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise BadReturn(f"{what} must be a real number, got {type(value).__name__} {_short.repr(value)}")
-    try:
-        number = float(value)
-    except OverflowError:
-        raise BadReturn(f"{what} is too large for a float") from None
-    if not math.isfinite(number):
-        raise BadReturn(f"{what} is {number} (must be finite)")
-    return number
-
-
-def validate(out: Any, schemas: dict[tuple[str, ...], int]) -> tuple[int, list[float]]:
-    """The index in `schemas` of the component names (added if new) and [total, *components] as floats.
-
-    Raises BadReturn saying what is wrong. Names are checked once per new schema.
-    """
-    if type(out) in _PAIR and len(out) == 2 and type(out[1]) is dict:  # fast path: plain floats and ints
-        names, values = tuple(out[1]), [out[0], *out[1].values()]
-        if names in schemas and _NUMBERS.issuperset(map(type, values)):
-            try:
-                values = list(map(float, values))
-            except OverflowError:
-                values = [math.inf]
-            if math.isfinite(sum(values)):  # a NaN or inf anywhere makes the sum non-finite
-                return schemas[names], values
-    names, values = _explain(out)
-    return schemas.setdefault(names, len(schemas)), values
-
-
-def _explain(out: Any) -> tuple[tuple[str, ...], list[float]]:
-    """The slow path of `validate`: numpy scalars and large values pass, anything else raises with a reason."""
-    if type(out) not in _PAIR or len(out) != 2:
-        raise BadReturn(f"reward must return (total, components), got {type(out).__name__} {_short.repr(out)}")
-    total, comps = out
-    if type(comps) is not dict:
-        raise BadReturn(f"components must be a dict of name -> number, got {type(comps).__name__} {_short.repr(comps)}")
-    if len(comps) > MAX_COMPONENTS:
-        raise BadReturn(f"{len(comps)} components; at most {MAX_COMPONENTS} are allowed")
-    for name in comps:
-        if type(name) is not str or len(name) > MAX_NAME:
-            raise BadReturn(f"component names must be str of at most {MAX_NAME} characters, got {type(name).__name__} {_short.repr(name)}")
-    values = [_number(total, "total"), *(_number(v, f"component {n!r}") for n, v in comps.items())]
-    return tuple(comps), values
+    struct.pack_into("<q", progress, 16, reward_line(frame, namespace) or 0)
 
 
 def _failure(exc: BaseException, index: int | None, blocked: list) -> dict[str, Any]:
@@ -235,9 +112,9 @@ def _load(init: dict[str, Any], progress: mmap.mmap) -> tuple[Any, list[bool], l
         base = 0
     resource.setrlimit(resource.RLIMIT_AS, (base + int(init["memory_mb"] * 2**20),) * 2)
     blocked: list[tuple[str, int | None]] = []
-    namespace = {"__builtins__": _builtins(modules), "__name__": "reward"}
+    namespace = {"__builtins__": restricted_builtins(modules), "__name__": "reward"}
     code = compile(init["source"], "<reward>", "exec", dont_inherit=True)
-    state = _install_guard(blocked, namespace)
+    state = install_audit_guard(blocked, namespace)
     signal.signal(signal.SIGUSR1, lambda signum, frame: _report_line(frame, namespace, progress))
     struct.pack_into("<dq", progress, 0, time.monotonic(), -1)
     state[:] = [True, True]
