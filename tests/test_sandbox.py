@@ -33,8 +33,11 @@ def reward(view, memory):
     collect = 1.0 * max(0, wood - memory.get("wood", wood))
     memory["wood"] = wood
     dist = near.get("tree")
-    approach = -0.01 if dist is None else 0.1 * (memory.get("tree", dist) - dist)
-    memory["tree"] = dist if dist is not None else memory.get("tree")
+    if dist is None:
+        approach = -0.01
+    else:
+        approach = 0.1 * (memory.get("tree", dist) - dist)
+        memory["tree"] = dist
     seen = memory.setdefault("seen", set())
     pos = view["location_stats"]["pos"]
     explore = 0.0 if pos in seen else 0.01 * sqrt(len(seen) + 1) / math.pi
@@ -124,7 +127,7 @@ def test_allowed_constructs_pass_and_run_like_in_process() -> None:
 FORBIDDEN = [
     ("import os", 3), ("import subprocess", 3), ("from os import system", 3), ("import socket", 3),
     ("import numpy.lib", 3), ("from numpy import load", 3), ("from numpy.lib import stride_tricks", 3),
-    ("from math import *", 3), ("__import__('os')", 3), ("open('/etc/passwd')", 3),
+    ("__import__('os')", 3), ("open('/etc/passwd')", 3),
     ("().__class__.__bases__[0].__subclasses__()", 3), ("getattr(np, 'load')", 3), ("np.load('x.npy')", 3),
     ("m = np; m.save('x', 1)", 3), ("np.zeros(3).tofile('x')", 3), ("np.zeros(3).ctypes", 3), ("np.ctypeslib", 3),
     ("np.lib.stride_tricks.as_strided(np.zeros(1), (9,), (8,))", 3), ("np.frombuffer(b'x', np.uint8)", 3),
@@ -144,6 +147,10 @@ def test_forbidden_code_is_rejected_with_its_line(case: tuple) -> None:
     with pytest.raises(RewardError) as err:
         RewardSandbox(source)
     assert err.value.kind == "forbidden" and err.value.view is None
+
+
+def test_star_import_is_forbidden() -> None:
+    assert [(p.kind, p.line) for p in check_source("from numpy import *\n" + body("pass"))] == [("forbidden", 1)]
 
 
 SIGNATURE = [
@@ -168,7 +175,8 @@ def test_wrong_signature_is_rejected(source: str, line: int | None) -> None:
 
 @pytest.mark.parametrize("source, line", [
     ("def reward(view, memory)\n    return 0.0, {}\n", 1),
-    ("return 1\ndef reward(view, memory):\n    return 0.0, {}\n", 1),
+    ("return 1\ndef reward(view, memory):\n    import os\n    return 0.0, {}\n", 1),
+    ("def reward(view, memory):\n    return " + "+".join(["1"] * 20000) + ", {}\n", None),  # too deep to parse
 ])
 def test_syntax_errors_are_reported_with_their_line(source: str, line: int) -> None:
     assert [(p.kind, p.line) for p in check_source(source)] == [("syntax", line)]
@@ -276,13 +284,18 @@ def reward(view, memory):
     if case == "none": return None
     if case == "array total": return np.array(1.0), {}
     if case == "huge int": return 10 ** 400, {}
+    if case == "nan, known names": return float("nan"), {"b": 2}
+    if case == "inf, known names": return 1, {"b": float("inf")}
+    if case == "bool, known names": return 1, {"b": True}
+    if case == "huge, known names": return 10 ** 400, {"b": 2}
     if case == "too many components": return 1.0, {str(i): 0.0 for i in range(65)}
     if case == "long name": return 1.0, {"x" * 101: 0.0}
     if case == "numpy scalars": return np.float32(0.5), {"a": np.int64(2)}
     return 1, {"b": 2}
 '''
 BAD_CASES = ["nan total", "inf component", "numpy nan", "string total", "bare number", "three items", "one item", "bool total",
-             "bool component", "int name", "list components", "none", "array total", "huge int", "too many components", "long name"]
+             "bool component", "int name", "list components", "none", "array total", "huge int", "too many components", "long name",
+             "nan, known names", "inf, known names", "bool, known names", "huge, known names"]  # the last four after a good item: the fast path
 
 
 @pytest.fixture(scope="module")

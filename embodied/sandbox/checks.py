@@ -188,17 +188,17 @@ def check_source(source: str) -> list[RewardError]:
     """Every static problem in reward source (kinds syntax, forbidden, signature); [] means OK.
 
     Nothing is executed: the source is parsed, its AST walked, and compiled (to catch the
-    syntax errors only the compiler reports, such as `return` outside a function).
+    syntax errors only the compiler reports, such as `return` outside a function). A
+    syntax error is reported alone.
     """
     try:
         tree = ast.parse(source, filename="<reward>")
-    except SyntaxError as err:
-        return [RewardError("syntax", f"{err.msg}", err.lineno)]
-    checker = _Checker()
-    checker.visit(tree)
-    problems = checker.problems + _signature(tree)
-    try:
+        checker = _Checker()
+        checker.visit(tree)
+        problems = checker.problems + _signature(tree)
         compile(tree, "<reward>", "exec", dont_inherit=True)
     except SyntaxError as err:
-        problems.append(RewardError("syntax", f"{err.msg}", err.lineno))
+        return [RewardError("syntax", err.msg, err.lineno)]
+    except (ValueError, RecursionError) as err:  # null bytes; expressions nested too deeply to parse or walk
+        return [RewardError("syntax", f"{type(err).__name__}: {err}")]
     return sorted(problems, key=lambda p: p.line or 0)
