@@ -25,11 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from embodied.agents.auto_mc_reward.loop import snake
 from embodied.evaluation import wilson_interval
-
-
-def snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
 
 
 def run(task: str, reward: str, seed: int, steps: int, out: Path, designed: dict[str, str]) -> dict:

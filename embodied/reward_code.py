@@ -18,6 +18,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from embodied.config import RewardConfig
 from embodied.errors import ConfigError
+from embodied.sandbox import RewardError
 
 
 def reward_source(config: RewardConfig, task: str | None) -> str | None:
@@ -40,13 +41,14 @@ def shaped(total: float, components: dict[str, float], scale_constraint: bool) -
     """The training reward: `total`, or sgn(sparse) + 0.1 sgn(dense) under the constraint."""
     if not scale_constraint:
         return total
-    from embodied.sandbox import RewardError
-
     missing = [k for k in ("sparse", "dense") if k not in components]
     if missing:
         raise RewardError("bad_return", f"with the scale constraint the components must include 'sparse' and 'dense' (missing {', '.join(missing)})")
-    sign = lambda v: math.copysign(1.0, v) if v != 0 else 0.0  # noqa: E731
-    return sign(components["sparse"]) + 0.1 * sign(components["dense"])
+    return _sign(components["sparse"]) + 0.1 * _sign(components["dense"])
+
+
+def _sign(value: float) -> float:
+    return math.copysign(1.0, value) if value != 0 else 0.0
 
 
 class CodeRewardVecEnv(VecEnvWrapper):

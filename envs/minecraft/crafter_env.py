@@ -132,13 +132,12 @@ class CrafterEnv(gym.Env):
         return obs
 
     def _info(self, done: bool) -> dict[str, Any]:
-        achievements = self.engine.player.achievements
-        info: dict[str, Any] = {
-            "success": self._succeeded,
-            "death_cause": self.engine.death_cause,
-            "achievements": {name: achievements[name] > 0 for name in ACHIEVEMENTS},
-        }
+        info: dict[str, Any] = {"success": self._succeeded, "death_cause": self.engine.death_cause}
         if self.mc_info:
             info["mc"] = mc_view(self.engine, done)
+            info["achievements"] = info["mc"]["achievements"]
+        else:
+            achievements = self.engine.player.achievements
+            info["achievements"] = {name: achievements[name] > 0 for name in ACHIEVEMENTS}
         return info
 
