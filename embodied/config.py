@@ -139,6 +139,8 @@ class Config:
 ENV_SCHEMAS: dict[str, str] = {
     "metaworld": "embodied.envs.manipulation.configs:MetaWorldConfig",
     "crafter": "embodied.envs.minecraft.configs:CrafterConfig",
+    "pointmaze": "embodied.envs.navigation.configs:PointMazeConfig",
+    "foraging": "embodied.envs.navigation.configs:ForagingConfig",
 }
 
 
@@ -183,6 +185,7 @@ def register_configs() -> None:
     cs.store(name="base_config", node=Config)
     cs.store(group="reward", name="reward_schema", node=RewardConfig)
     cs.store(name="design_reward_schema", node=load_object("embodied.agents.auto_mc_reward.config:DesignConfig"))
+    cs.store(name="concept_shift_schema", node=load_object("embodied.agents.homeostatic.config:ConceptShiftConfig"))
     for name, path in ENV_SCHEMAS.items():
         cs.store(group="env", name=f"{name}_schema", node=load_object(path))
     for name, spec in REGISTRY.items():

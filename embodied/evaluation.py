@@ -45,6 +45,19 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean over seeds and the half-width of its Student-t confidence interval (0 for one value)."""
+    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(data) == 0:
+        return float("nan"), float("nan")
+    if len(data) == 1:
+        return float(data[0]), 0.0
+    from scipy import stats
+
+    half = stats.t.ppf(0.5 + confidence / 2, len(data) - 1) * data.std(ddof=1) / math.sqrt(len(data))
+    return float(data.mean()), float(half)
+
+
 def run_episodes(
     env: gym.Env,
     policy: Callable[[Any], np.ndarray],
