@@ -20,4 +20,5 @@ class AgentSpec:
 REGISTRY: dict[str, AgentSpec] = {
     "sac": AgentSpec("embodied.agents.sb3.config:SACConfig", "embodied.agents.sb3.agent:SB3Agent"),
     "ppo": AgentSpec("embodied.agents.sb3.config:PPOConfig", "embodied.agents.sb3.agent:SB3Agent"),
+    "homeostatic_ppo": AgentSpec("embodied.agents.homeostatic.config:HomeostaticPPOConfig", "embodied.agents.homeostatic.agent:HomeostaticPPOAgent"),
 }

@@ -28,10 +28,30 @@ class EpisodeResult:
     """info["achievements"] at the end (Crafter): which were unlocked in the episode."""
     final_view: dict[str, Any] | None = None
     """info["mc"] at the last step (Minecraft envs): where the episode ended and what was near."""
+    means: dict[str, float] | None = None
+    """Per-episode means of the info keys the env lists in metadata["episode_means"] (e.g. the foraging drive)."""
 
     def as_episode(self) -> dict[str, Any]:
         """The `info["episode"]` form (see embodied.wrappers.EpisodeStatistics)."""
-        return {"r": self.episode_return, "l": self.length, "success": self.success, "success_step": self.success_step, "death_cause": self.death_cause, "achievements": self.achievements}
+        return {"r": self.episode_return, "l": self.length, "success": self.success, "success_step": self.success_step, "death_cause": self.death_cause, "achievements": self.achievements, "means": self.means}
+
+
+class InfoMeans:
+    """Running per-episode means of the info keys an env names in metadata["episode_means"]."""
+
+    def __init__(self, env: gym.Env) -> None:
+        self.keys = tuple(env.metadata.get("episode_means", ()))
+        self.sums = dict.fromkeys(self.keys, 0.0)
+        self.count = 0
+
+    def add(self, info: Mapping[str, Any]) -> None:
+        if self.keys:
+            self.count += 1
+            for key in self.keys:
+                self.sums[key] += float(info[key])
+
+    def result(self) -> dict[str, float] | None:
+        return {k: v / self.count for k, v in self.sums.items()} if self.keys and self.count else None
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -82,8 +102,10 @@ def run_episodes(
         frames = [env.render()] if record else []
         total, length, done = 0.0, 0, False
         success_step = 0 if info.get("success", False) else None
+        means = InfoMeans(env)
         while not done:
             obs, reward, terminated, truncated, info = env.step(policy(obs))
+            means.add(info)
             total += float(reward)
             length += 1
             if success_step is None and info.get("success", False):
@@ -94,7 +116,7 @@ def run_episodes(
         video = None
         if record:
             video = str(write_video(Path(video_dir) / f"{video_prefix}_{i:03d}_seed{seed + i}.mp4", frames, fps=fps))
-        results.append(EpisodeResult(seed + i, total, length, success_step is not None, video, success_step, info.get("death_cause"), info.get("achievements"), info.get("mc")))
+        results.append(EpisodeResult(seed + i, total, length, success_step is not None, video, success_step, info.get("death_cause"), info.get("achievements"), info.get("mc"), means.result()))
     return results
 
 
@@ -114,7 +136,8 @@ def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_ca
     Always: episodes, success rate, mean return and length. Where the env reports them:
     mean steps to success (successful episodes only), death rate overall and by cause
     (every cause in `death_causes` gets a column, seen or not), the per-episode sum of
-    each reward-code component (`reward/<name>`), and for Crafter's achievements the
+    each reward-code component (`reward/<name>`), per-episode means of the info keys the
+    env names in metadata["episode_means"] (`mean/<key>`), and for Crafter's achievements the
     per-achievement unlock rates and the Crafter score.
     """
     n = len(episodes)
@@ -137,6 +160,9 @@ def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_ca
     with_components = [e["reward_components"] for e in episodes if e.get("reward_components")]
     for name in dict.fromkeys(k for c in with_components for k in c):
         out[f"{prefix}reward/{name}"] = float(np.mean([c.get(name, 0.0) for c in with_components]))
+    with_means = [e["means"] for e in episodes if e.get("means")]
+    for name in dict.fromkeys(k for m in with_means for k in m):
+        out[f"{prefix}mean/{name}"] = float(np.mean([m[name] for m in with_means if name in m]))
     with_achievements = [e["achievements"] for e in episodes if e.get("achievements")]
     if with_achievements:
         names = list(with_achievements[0])

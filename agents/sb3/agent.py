@@ -63,9 +63,10 @@ class SB3Agent(Agent):
 
     def __init__(self, config: SB3Config, observation_space: gym.Space, action_space: gym.Space, device: torch.device, seed: int = 0) -> None:
         super().__init__(config, observation_space, action_space, device, seed)
-        if config.name not in _ALGOS:
+        self.algo = "ppo" if isinstance(config, PPOConfig) else "sac" if isinstance(config, SACConfig) else config.name
+        if self.algo not in _ALGOS:
             raise ConfigError(f"SB3Agent runs {', '.join(_ALGOS)}, not '{config.name}'")
-        if config.name == "sac" and not isinstance(action_space, gym.spaces.Box):
+        if self.algo == "sac" and not isinstance(action_space, gym.spaces.Box):
             raise ConfigError("SAC needs a continuous (Box) action space; use agent=ppo for discrete actions")
         self.model: BaseAlgorithm | None = None
         self.include_replay_buffer = True
@@ -90,7 +91,7 @@ class SB3Agent(Agent):
         else:
             assert isinstance(cfg, PPOConfig)
             algo = dict(n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm)
-        self.model = _ALGOS[cfg.name](policy, env, **common, **algo)
+        self.model = _ALGOS[self.algo](policy, env, **common, **algo)
         self._build_info = {"n_envs": env.num_envs, "buffer_size": buffer_size}
 
     @staticmethod
@@ -117,10 +118,14 @@ class SB3Agent(Agent):
         try:
             remaining = total_steps - self.model.num_timesteps
             if remaining > 0:
-                self.model.learn(remaining, callback=_HooksCallback(self, hooks), log_interval=None, reset_num_timesteps=False, progress_bar=False)
+                self.model.learn(remaining, callback=self._callback(hooks), log_interval=None, reset_num_timesteps=False, progress_bar=False)
         finally:
             vec.close()
         self.num_steps = self.model.num_timesteps
+
+    def _callback(self, hooks: TrainHooks) -> BaseCallback:
+        """What SB3 calls during `learn`; subclasses add their own callbacks here."""
+        return _HooksCallback(self, hooks)
 
     def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         if self.model is None:

@@ -111,7 +111,7 @@ def _floats(value: Sequence[float], name: str, length: int = 2) -> np.ndarray:
 class HomeostaticForagingEnv(gym.Env):
     """Keep (energy, hydration) viable by foraging; see the module docstring."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": round(1 / (TIMESTEP * FRAME_SKIP)), "death_causes": DEATH_CAUSES}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": round(1 / (TIMESTEP * FRAME_SKIP)), "death_causes": DEATH_CAUSES, "episode_means": ("drive",)}
 
     def __init__(
         self,
