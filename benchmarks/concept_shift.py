@@ -130,11 +130,12 @@ def _plot(path: Path, rows: list[dict], rates: list, rules: list[str]) -> None:
     axes[0].set_xlabel("swaps per epoch")
     axes[0].set_ylabel("validation accuracy (mean over epochs)")
     axes[0].legend()
-    shown = names[-2] if len(names) > 1 else names[0]
+    shown = "1" if "1" in names else names[0]
     for rule in rules:
         curve = by[(shown, rule)]["curve"]
         axes[1].plot(np.arange(1, len(curve) + 1), curve, label=rule)
     axes[1].set_title(f"epoch-end validation accuracy, swaps/epoch = {shown}")
+    axes[1].set_ylim(0, 1)
     axes[1].set_xlabel("epoch")
     axes[1].legend()
     fig.tight_layout()

@@ -15,10 +15,7 @@ Prints a Markdown table and, last, the command line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,17 +25,14 @@ import numpy as np
 from embodied.agents.auto_mc_reward.loop import snake
 from embodied.evaluation import wilson_interval
 
+from common import command_line, train_once
+
 
 def run(task: str, reward: str, seed: int, steps: int, out: Path, designed: dict[str, str]) -> dict:
-    run_dir = out / f"{snake(task)}_{reward}_s{seed}"
-    summary = run_dir / "summary.json"
-    if not (summary.exists() and json.loads(summary.read_text()).get("status") == "complete"):
-        args = [sys.executable, "-m", "embodied.train", f"experiment=ppo_crafter_{snake(task)}", f"reward={reward}", f"seed={seed}", f"total_steps={steps}", f"run_dir={run_dir}", "eval.video_episodes=1", "torch_threads=1"]
-        if reward == "designed":
-            args.append(f"reward.path={designed[task]}")
-        print("running:", shlex.join(args[1:]), file=sys.stderr, flush=True)
-        subprocess.run(args, check=True, capture_output=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    return json.loads(summary.read_text())
+    overrides = [f"experiment=ppo_crafter_{snake(task)}", f"reward={reward}", f"seed={seed}", f"total_steps={steps}", "eval.video_episodes=1"]
+    if reward == "designed":
+        overrides.append(f"reward.path={designed[task]}")
+    return train_once(out / f"{snake(task)}_{reward}_s{seed}", overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {task} | {reward} | {wins / len(episodes):.0%} ({low:.0%}–{high:.0%}) | {per_seed} | {lava:.0%} | {np.mean(steps):.1f} |" if steps else
                   f"| {task} | {reward} | {wins / len(episodes):.0%} ({low:.0%}–{high:.0%}) | {per_seed} | {lava:.0%} | – |", flush=True)
     print(f"\n{args.steps} PPO steps per run (one torch thread, {args.jobs} runs at once), {len(seeds)} seeds, 50 evaluation episodes per run pooled over seeds.")
-    print(f"command: python {shlex.join(['benchmarks/reward_design.py', *(argv if argv is not None else sys.argv[1:])])}")
+    print(f"command: {command_line('benchmarks/reward_design.py', argv)}")
     return 0
 
 

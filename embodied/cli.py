@@ -218,6 +218,19 @@ def hydra_command(task: Callable[[DictConfig], Any], config_name: str = "config"
     return main
 
 
+def fresh_run_dir_argv(argv: list[str], marker: str, what: str) -> list[str]:
+    """argv hook for commands that start a new run: refuse a run_dir holding `marker`, map run_dir to Hydra's run dir."""
+    from pathlib import Path
+
+    values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if "=" in a and not a.startswith("-")}
+    run_dir = values.get("run_dir")
+    if run_dir and (Path(run_dir) / marker).exists():
+        raise ConfigError(f"run_dir '{run_dir}' already holds {what}; choose a new run_dir")
+    if run_dir and not any(a.startswith("hydra.run.dir=") for a in argv):
+        argv = [*argv, f"hydra.run.dir={run_dir}"]
+    return argv
+
+
 # --- non-Hydra commands ------------------------------------------------------------
 def parse_args(schema: type[T], argv: list[str], command: str) -> T:
     """Parse `key=value` arguments into `schema` (a dataclass), with one-line errors."""

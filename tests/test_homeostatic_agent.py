@@ -13,7 +13,6 @@ from embodied.agents.homeostatic.agent import HomeostaticPPOAgent
 from embodied.agents.homeostatic.config import HomeostaticPPOConfig
 from embodied.agents.sb3.agent import SB3Agent
 from embodied.agents.sb3.config import PPOConfig
-from embodied.config import EnvConfig
 from embodied.envs.factory import EnvFactory
 from embodied.errors import ConfigError
 

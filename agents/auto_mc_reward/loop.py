@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
-from embodied.errors import ConfigError
 
 log = logging.getLogger("embodied.design_reward")
 
@@ -160,20 +159,10 @@ def design(cfg_node: DictConfig) -> Path:
     return run_dir
 
 
-def _prepare_argv(argv: list[str]) -> list[str]:
-    values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if "=" in a}
-    run_dir = values.get("run_dir")
-    if run_dir and (Path(run_dir) / "iterations").exists():
-        raise ConfigError(f"run_dir '{run_dir}' already holds a design run; choose a new run_dir")
-    if run_dir and not any(a.startswith("hydra.run.dir=") for a in argv):
-        argv = [*argv, f"hydra.run.dir={run_dir}"]
-    return argv
-
-
 def main() -> Any:
-    from embodied.cli import hydra_command
+    from embodied.cli import fresh_run_dir_argv, hydra_command
 
-    return hydra_command(design, "design_reward", argv_hook=_prepare_argv)()
+    return hydra_command(design, "design_reward", argv_hook=lambda argv: fresh_run_dir_argv(argv, "iterations", "a design run"))()
 
 
 if __name__ == "__main__":

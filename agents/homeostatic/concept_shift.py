@@ -189,22 +189,10 @@ def _main(cfg: DictConfig) -> Path:
     return run_dir
 
 
-def _prepare_argv(argv: list[str]) -> list[str]:
-    values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if "=" in a and not a.startswith("-")}
-    run_dir = values.get("run_dir")
-    if run_dir and (Path(run_dir) / "summary.json").exists():
-        from embodied.errors import OutputError
-
-        raise OutputError(f"run_dir '{run_dir}' already holds a finished run; choose a new run_dir")
-    if run_dir and not any(a.startswith("hydra.run.dir=") for a in argv):
-        argv = [*argv, f"hydra.run.dir={run_dir}"]
-    return argv
-
-
 def main() -> Any:
-    from embodied.cli import hydra_command
+    from embodied.cli import fresh_run_dir_argv, hydra_command
 
-    return hydra_command(_main, "concept_shift", argv_hook=_prepare_argv)()
+    return hydra_command(_main, "concept_shift", argv_hook=lambda argv: fresh_run_dir_argv(argv, "summary.json", "a finished run"))()
 
 
 if __name__ == "__main__":

@@ -166,14 +166,7 @@ class MetaWorldEnv(gym.Env):
 
 def register(max_episode_steps: int = 200) -> list[str]:
     """Register `embodied/MetaWorld-<task>-v0` for every Meta-World v3 task."""
-    ids = []
-    for task in TASKS:
-        env_id = f"embodied/MetaWorld-{task}-v0"
-        gym.register(
-            id=env_id,
-            entry_point="embodied.envs.manipulation.metaworld:MetaWorldEnv",
-            kwargs={"task": task},
-            max_episode_steps=max_episode_steps,
-        )
-        ids.append(env_id)
-    return ids
+    from embodied.envs.registration import register_variants
+
+    variants = {task: ({"task": task}, max_episode_steps) for task in TASKS}
+    return register_variants("embodied/MetaWorld-{}-v0", "embodied.envs.manipulation.metaworld:MetaWorldEnv", variants)

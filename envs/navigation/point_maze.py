@@ -184,14 +184,7 @@ class PointMazeEnv(gym.Env):
 
 def register() -> list[str]:
     """Register `embodied/PointMaze-<maze>-v0` for every maze, each with Gymnasium-Robotics' cap."""
-    ids = []
-    for maze, (_, cap) in MAZES.items():
-        env_id = f"embodied/PointMaze-{maze}-v0"
-        gym.register(
-            id=env_id,
-            entry_point="embodied.envs.navigation.point_maze:PointMazeEnv",
-            kwargs={"maze": maze},
-            max_episode_steps=cap,
-        )
-        ids.append(env_id)
-    return ids
+    from embodied.envs.registration import register_variants
+
+    variants = {maze: ({"maze": maze}, cap) for maze, (_, cap) in MAZES.items()}
+    return register_variants("embodied/PointMaze-{}-v0", "embodied.envs.navigation.point_maze:PointMazeEnv", variants)

@@ -1,0 +1,79 @@
+"""Homeostatic vs constant plasticity on the foraging arena, with and without concept shift.
+
+    python benchmarks/foraging.py                 # 2 plasticity rules x 2 shift settings x 3 seeds, 300k steps each
+    python benchmarks/foraging.py --steps 20000 --seeds 0   # a quick look
+
+Each cell is one `embodied-train experiment=homeostatic_ppo_foraging agent.plasticity=<rule>
+env.shift_every=<N>` run (complete runs in --out are reused, so it resumes). Survival
+time and mean drive are reported two ways: over training (every logged window of
+training episodes, averaged: how well the agent lives while the world shifts under it)
+and at the final evaluation (20 episodes, the normal mapping, 2 videos per run).
+Prints a Markdown table (mean ± 95% CI over seeds) and, last, the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from embodied.evaluation import mean_ci
+
+from common import command_line, train_once
+
+
+def training_means(run_dir: Path) -> dict[str, float]:
+    """Means over the training log of the windowed episode length and drive."""
+    with (run_dir / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("charts/episodic_length")]
+    return {
+        "train_length": float(np.mean([float(r["charts/episodic_length"]) for r in rows])),
+        "train_drive": float(np.mean([float(r["charts/mean/drive"]) for r in rows])),
+        "final_eta": float(next((r["charts/plasticity_eta"] for r in reversed(rows) if r.get("charts/plasticity_eta")), "nan")),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rules", default="homeostatic,constant")
+    parser.add_argument("--shifts", default="0,10000", help="env.shift_every values (env steps per env; 0: no shift)")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--steps", type=int, default=300_000)
+    parser.add_argument("--out", default="runs/bench/foraging")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    rules, shifts, seeds = args.rules.split(","), [int(s) for s in args.shifts.split(",")], [int(s) for s in args.seeds.split(",")]
+    out = Path(args.out)
+    cells = [(rule, shift, seed) for shift in shifts for rule in rules for seed in seeds]
+
+    def run(cell: tuple[str, int, int]) -> dict:
+        rule, shift, seed = cell
+        run_dir = out / f"shift{shift}_{rule}_s{seed}"
+        summary = train_once(run_dir, ["experiment=homeostatic_ppo_foraging", f"agent.plasticity={rule}", f"env.shift_every={shift}", f"seed={seed}", f"total_steps={args.steps}"])
+        return {**summary["metrics"], **training_means(run_dir), "videos": summary.get("videos", [])}
+
+    with ThreadPoolExecutor(args.jobs) as pool:  # each job is a subprocess
+        done = dict(zip(cells, pool.map(run, cells)))
+    fmt = lambda values, scale=1.0, digits=0: "{:.{d}f} ± {:.{d}f}".format(*(scale * v for v in mean_ci(values)), d=digits)  # noqa: E731
+    print("| shift_every | plasticity | survival, training (steps) | drive, training | survival, eval | drive, eval | eval success | final η (×1e-4) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for shift in shifts:
+        for rule in rules:
+            rs = [done[(rule, shift, seed)] for seed in seeds]
+            print(
+                f"| {shift or 'none'} | {rule} | {fmt([r['train_length'] for r in rs])} | {fmt([r['train_drive'] for r in rs], digits=3)} "
+                f"| {fmt([r['eval/length_mean'] for r in rs])} | {fmt([r['eval/mean/drive'] for r in rs], digits=3)} "
+                f"| {fmt([r['eval/success_rate'] for r in rs], 100)}% | {fmt([r['final_eta'] for r in rs], 1e4, 2)} |",
+                flush=True,
+            )
+    print(f"\n{args.steps} PPO steps per run, {len(seeds)} seeds (mean ± 95% CI over seeds), episodes capped at 1000 steps; videos in {out}/*/videos.")
+    print(f"command: {command_line('benchmarks/foraging.py', argv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
