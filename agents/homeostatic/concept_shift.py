@@ -161,8 +161,9 @@ def plot_run(path: Path, curve: list[dict[str, float]], swaps: list[dict[str, An
     epochs = [c["epoch"] for c in curve]
     ax_acc.plot(epochs, [c["val_acc"] for c in curve], lw=0.8)
     if len(swaps) <= 200:
+        at = {c["samples"]: c["epoch"] for c in curve}  # every swap has a curve point at its sample count
         for s in swaps:
-            ax_acc.axvline(s["epoch"] + s["batch"] / max(1, max(x["batch"] for x in swaps)), color="grey", lw=0.3, alpha=0.5)
+            ax_acc.axvline(at[s["samples"]], color="grey", lw=0.3, alpha=0.5)
     ax_acc.set_ylabel("validation accuracy")
     ax_acc.set_ylim(0, 1)
     ax_acc.set_title(title)
