@@ -20,5 +20,7 @@ class AgentSpec:
 REGISTRY: dict[str, AgentSpec] = {
     "sac": AgentSpec("embodied.agents.sb3.config:SACConfig", "embodied.agents.sb3.agent:SB3Agent"),
     "ppo": AgentSpec("embodied.agents.sb3.config:PPOConfig", "embodied.agents.sb3.agent:SB3Agent"),
+    "act": AgentSpec("embodied.agents.act_jepa.config:ACTConfig", "embodied.agents.act_jepa.agent:ACTAgent"),
+    "act_jepa": AgentSpec("embodied.agents.act_jepa.config:ACTJEPAConfig", "embodied.agents.act_jepa.agent:ACTAgent"),
     "homeostatic_ppo": AgentSpec("embodied.agents.homeostatic.config:HomeostaticPPOConfig", "embodied.agents.homeostatic.agent:HomeostaticPPOAgent"),
 }

@@ -8,6 +8,12 @@ success rate over every attempted episode in the dataset's attributes. With
 action_noise > 0 the executed action is the expert's plus Gaussian noise, and the
 recorded label is the clean expert action (label=expert, DART-style) or the
 executed one (label=executed). The dataset appears at `out` only when complete.
+
+Multi-task envs (an unwrapped env with a `tasks` attribute, e.g. embodied/MetaWorld-MT15-v0):
+`episodes` counts per task. Each attempt resets the task with the fewest kept episodes
+(ties: task order) through `reset(options={"task": ...})`, and the dataset attributes
+add `tasks`, `task_success_rate`, `task_attempts` and each kept episode's task
+(`episode_tasks`).
 """
 from __future__ import annotations
 
@@ -27,14 +33,14 @@ class CollectConfig:
     env: str = MISSING
     """Registered env id with a scripted expert, e.g. embodied/MetaWorld-reach-v0."""
     episodes: int = MISSING
-    """Episodes to keep."""
+    """Episodes to keep (per task for multi-task envs)."""
     out: str = MISSING
     """Dataset path (a zarr folder)."""
     seed: int = 0
     """Attempt i resets with seed + i."""
     keep_failures: bool = False
     max_attempts: Optional[int] = None
-    """Give up after this many attempts (default 3 x episodes)."""
+    """Give up after this many attempts in all (default 3 x the episodes to keep, over all tasks)."""
     action_noise: float = 0.0
     """Std of Gaussian noise added to executed actions (in action units)."""
     label: str = "expert"
@@ -46,6 +52,8 @@ class CollectConfig:
     cameras: Optional[list[str]] = None
     image_size: Optional[list[int]] = None
     max_episode_steps: Optional[int] = None
+    tasks: Optional[list[str]] = None
+    """Tasks of the generic multi-task env: env=embodied/MetaWorld-multitask-v0 tasks=[reach,push]."""
 
     def __post_init__(self) -> None:
         if self.episodes <= 0:
@@ -57,7 +65,7 @@ class CollectConfig:
 
 
 def _env_kwargs(args: CollectConfig) -> dict[str, Any]:
-    names = ("obs_mode", "cameras", "image_size", "max_episode_steps")
+    names = ("obs_mode", "cameras", "image_size", "max_episode_steps", "tasks")
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
@@ -76,9 +84,13 @@ def collect(args: CollectConfig) -> Path:
     expert = getattr(env.unwrapped, "expert_action", None)
     if expert is None:
         raise ConfigError(f"env '{args.env}' has no scripted expert (no expert_action()); choose an env that has one, e.g. embodied/MetaWorld-reach-v0")
-    max_attempts = args.max_attempts or 3 * args.episodes
+    tasks: tuple[str, ...] = tuple(getattr(env.unwrapped, "tasks", None) or ())
+    total = args.episodes * max(len(tasks), 1)
+    max_attempts = args.max_attempts or 3 * total
     noise_rng = np.random.default_rng(args.seed)
     attempts = successes = 0
+    task_kept, task_attempts, task_successes = dict.fromkeys(tasks, 0), dict.fromkeys(tasks, 0), dict.fromkeys(tasks, 0)
+    episode_tasks: list[str] = []
     writer = DatasetWriter(
         args.out,
         env_id=args.env,
@@ -87,10 +99,14 @@ def collect(args: CollectConfig) -> Path:
         collector=f"scripted-expert:{type(env.unwrapped).__name__}",
         overwrite=args.overwrite,
     )
-    with writer, tqdm(total=args.episodes, desc="episodes kept", disable=None) as progress:
-        while writer.num_episodes < args.episodes and attempts < max_attempts:
+    with writer, tqdm(total=total, desc="episodes kept", disable=None) as progress:
+        while writer.num_episodes < total and attempts < max_attempts:
             seed = args.seed + attempts
-            obs, info = env.reset(seed=seed)
+            if tasks:
+                task = min(tasks, key=task_kept.__getitem__)  # first of the fewest kept
+                obs, info = env.reset(seed=seed, options={"task": task})
+            else:
+                obs, info = env.reset(seed=seed)
             steps: dict[str, list] = {"obs": [], "action": [], "reward": [], "success": []}
             success, done = bool(info.get("success", False)), False
             while not done:
@@ -108,6 +124,12 @@ def collect(args: CollectConfig) -> Path:
                 done = terminated or truncated or (args.stop_on_success and success)
             attempts += 1
             successes += success
+            if tasks:
+                task_attempts[task] += 1
+                task_successes[task] += success
+                if success or args.keep_failures:
+                    task_kept[task] += 1
+                    episode_tasks.append(task)
             if success or args.keep_failures:
                 keys = steps["obs"][0].keys()
                 writer.add_episode(
@@ -118,24 +140,40 @@ def collect(args: CollectConfig) -> Path:
                     seed=seed,
                 )
                 progress.update(1)
-        if writer.num_episodes < args.episodes:
+        if writer.num_episodes < total:
+            if tasks:
+                short = ", ".join(
+                    f"{t} {task_kept[t]}/{args.episodes} ({task_successes[t]}/{task_attempts[t]} attempts succeeded)"
+                    for t in tasks if task_kept[t] < args.episodes
+                )
+                raise DatasetError(
+                    f"the expert kept {writer.num_episodes}/{total} episodes ({args.episodes} per task of {len(tasks)}) in {attempts} attempts "
+                    f"(success rate {successes / attempts:.0%}; short: {short}); nothing written; raise max_attempts, lower action_noise or pass keep_failures=true"
+                )
             raise DatasetError(
                 f"the expert kept {writer.num_episodes}/{args.episodes} episodes in {attempts} attempts "
                 f"(success rate {successes / attempts:.0%}); nothing written; raise max_attempts, lower action_noise or pass keep_failures=true"
             )
-        path = writer.close(
-            extra_attrs={
-                "success_rate": successes / attempts,
-                "attempts": attempts,
-                "action_noise": args.action_noise,
-                "label": args.label,
-                "keep_failures": args.keep_failures,
-                "stop_on_success": args.stop_on_success,
-                "env_kwargs": _env_kwargs(args),
-            }
-        )
+        extra_attrs = {
+            "success_rate": successes / attempts,
+            "attempts": attempts,
+            "action_noise": args.action_noise,
+            "label": args.label,
+            "keep_failures": args.keep_failures,
+            "stop_on_success": args.stop_on_success,
+            "env_kwargs": _env_kwargs(args),
+        }
+        if tasks:
+            extra_attrs.update({
+                "tasks": list(tasks),
+                "task_success_rate": {t: task_successes[t] / task_attempts[t] for t in tasks},
+                "task_attempts": dict(task_attempts),
+                "episode_tasks": episode_tasks,
+            })
+        path = writer.close(extra_attrs=extra_attrs)
     env.close()
-    print(f"kept {args.episodes} episodes of {attempts} attempts; expert success rate {successes / attempts:.1%}", file=sys.stderr)
+    per_task = f" ({args.episodes} per task of {len(tasks)})" if tasks else ""
+    print(f"kept {total} episodes{per_task} of {attempts} attempts; expert success rate {successes / attempts:.1%}", file=sys.stderr)
     print(path)
     return path
 

@@ -138,6 +138,7 @@ class Config:
 # Env-family schemas: group option `env/<name>_schema`, as "module:Class".
 ENV_SCHEMAS: dict[str, str] = {
     "metaworld": "embodied.envs.manipulation.configs:MetaWorldConfig",
+    "metaworld_multitask": "embodied.envs.manipulation.configs:MetaWorldMultiTaskConfig",
     "crafter": "embodied.envs.minecraft.configs:CrafterConfig",
     "pointmaze": "embodied.envs.navigation.configs:PointMazeConfig",
     "foraging": "embodied.envs.navigation.configs:ForagingConfig",

@@ -30,10 +30,12 @@ class EpisodeResult:
     """info["mc"] at the last step (Minecraft envs): where the episode ended and what was near."""
     means: dict[str, float] | None = None
     """Per-episode means of the info keys the env lists in metadata["episode_means"] (e.g. the foraging drive)."""
+    task: str | None = None
+    """info["task"] at the end (multi-task envs, e.g. MetaWorld-MT15): which task the episode was."""
 
     def as_episode(self) -> dict[str, Any]:
         """The `info["episode"]` form (see embodied.wrappers.EpisodeStatistics)."""
-        return {"r": self.episode_return, "l": self.length, "success": self.success, "success_step": self.success_step, "death_cause": self.death_cause, "achievements": self.achievements, "means": self.means}
+        return {"r": self.episode_return, "l": self.length, "success": self.success, "success_step": self.success_step, "death_cause": self.death_cause, "achievements": self.achievements, "means": self.means, "task": self.task}
 
 
 class InfoMeans:
@@ -116,7 +118,7 @@ def run_episodes(
         video = None
         if record:
             video = str(write_video(Path(video_dir) / f"{video_prefix}_{i:03d}_seed{seed + i}.mp4", frames, fps=fps))
-        results.append(EpisodeResult(seed + i, total, length, success_step is not None, video, success_step, info.get("death_cause"), info.get("achievements"), info.get("mc"), means.result()))
+        results.append(EpisodeResult(seed + i, total, length, success_step is not None, video, success_step, info.get("death_cause"), info.get("achievements"), info.get("mc"), means.result(), info.get("task")))
     return results
 
 
@@ -137,8 +139,9 @@ def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_ca
     mean steps to success (successful episodes only), death rate overall and by cause
     (every cause in `death_causes` gets a column, seen or not), the per-episode sum of
     each reward-code component (`reward/<name>`), per-episode means of the info keys the
-    env names in metadata["episode_means"] (`mean/<key>`), and for Crafter's achievements the
-    per-achievement unlock rates and the Crafter score.
+    env names in metadata["episode_means"] (`mean/<key>`), for Crafter's achievements the
+    per-achievement unlock rates and the Crafter score, and for multi-task envs the success
+    rate of each task seen (`success_rate/<task>`, over that task's episodes).
     """
     n = len(episodes)
     if n == 0:
@@ -169,6 +172,10 @@ def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_ca
         rates = [float(np.mean([bool(a.get(name, False)) for a in with_achievements])) for name in names]
         out[f"{prefix}crafter_score"] = crafter_score(rates)
         out.update({f"{prefix}achievement/{name}": rate for name, rate in zip(names, rates)})
+    tasks = [e.get("task") for e in episodes]
+    for task in dict.fromkeys(t for t in tasks if t):
+        of_task = [bool(e.get("success", False)) for e, t in zip(episodes, tasks) if t == task]
+        out[f"{prefix}success_rate/{task}"] = sum(of_task) / len(of_task)
     return out
 
 

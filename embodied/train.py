@@ -169,6 +169,7 @@ def train(cfg: DictConfig) -> Path:
 
     # --- evaluate with video ----------------------------------------------------------
     eval_metrics: dict[str, float] = {}
+    final_metrics = dict(getattr(agent, "final_metrics", {}))  # what an agent measures once, after training (e.g. a probe)
     if config.eval.episodes > 0:
         env = factory.make(render_mode="rgb_array" if config.eval.video else None)
         results = run_episodes(
@@ -183,11 +184,12 @@ def train(cfg: DictConfig) -> Path:
         )
         env.close()
         eval_metrics = summarize(results, death_causes=death_causes)
-        logger.log(step, eval_metrics)
         summary["eval_episodes"] = episodes_as_dicts(results)
         summary["videos"] = [str(Path(r.video).relative_to(run_dir)) for r in results if r.video]
+    if final_metrics or eval_metrics:
+        logger.log(step, {**final_metrics, **eval_metrics})
     logger.close()
-    summary["metrics"] = eval_metrics
+    summary["metrics"] = {**final_metrics, **eval_metrics}
     summary["wall_time_s"] = round(time.time() - started, 2)
     write_json(run_dir / "summary.json", summary)
     log.info("eval: %s", {k: round(v, 3) for k, v in eval_metrics.items()})

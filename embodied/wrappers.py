@@ -13,7 +13,8 @@ class EpisodeStatistics(gym.Wrapper):
 
     Keys: `r` (return) and `l` (length), as in Stable-Baselines3's Monitor so SB3 reads
     them too; `success` (info["success"] was ever True) and `success_step` (when it first
-    was); `death_cause` and `achievements` copied from the last info where the env has them;
+    was); `death_cause`, `achievements` and `task` (multi-task envs) copied from the last info
+    where the env has them;
     `means` of the info keys the env names in metadata["episode_means"].
     """
 
@@ -37,7 +38,7 @@ class EpisodeStatistics(gym.Wrapper):
         if terminated or truncated:
             info = dict(info)
             episode = {"r": self._return, "l": self._length, "success": self._success_step is not None, "success_step": self._success_step}
-            for key in ("death_cause", "achievements"):
+            for key in ("death_cause", "achievements", "task"):
                 if key in info:
                     episode[key] = info[key]
             if self._means.keys:

@@ -25,7 +25,8 @@ from embodied.envs.manipulation.metaworld import CAMERAS, OBS_MODES, TASKS, Meta
 from embodied.errors import ConfigError
 
 GOAL = slice(36, 39)  # goal position inside the 39-d state
-ALL_IDS = [env_id for env_id in embodied.envs.REGISTERED if env_id.startswith("embodied/MetaWorld-")]
+# Single-task ids; the multi-task ones (MetaWorld-MT15-v0, ...) are tested in test_envs_metaworld_multitask.py.
+ALL_IDS = [env_id for env_id in embodied.envs.REGISTERED if env_id.removeprefix("embodied/MetaWorld-").removesuffix("-v0") in TASKS]
 
 
 def _id(task: str) -> str:

@@ -1,13 +1,16 @@
 """Training windows over a demonstration dataset (observation history + action chunk).
 
 One sample per timestep t of every selected episode: the last `obs_horizon`
-observations up to t and the `action_horizon` actions from t on. Windows never
-cross episode boundaries: missing history repeats the episode's first frame,
-missing future actions repeat its last action ("edge") or are zero ("zero"),
-and the `*_is_pad` masks say which entries were filled in.
+observations up to t, the `action_horizon` actions from t on and, optionally, the
+`future_horizon` observations after t (targets for predicting the future, as in
+ACT-JEPA). Windows never cross episode boundaries: missing history repeats the
+episode's first frame, missing future observations its last one, missing future
+actions repeat its last action ("edge") or are zero ("zero"), and the `*_is_pad`
+masks say which entries were filled in.
 
-All gather indices are precomputed with numpy, so `__getitem__` is a handful of
-fancy-indexing operations on in-memory arrays.
+All gather indices are precomputed with numpy, so `__getitem__` and `batch` are a
+handful of fancy-indexing operations on in-memory arrays (`batch` skips the
+per-sample Python of a DataLoader's collate).
 """
 from __future__ import annotations
 
@@ -25,21 +28,31 @@ PAD_MODES = ("edge", "zero")
 
 class WindowDataset(Dataset):
     """Samples: 'obs/<key>' (obs_horizon, ...), 'obs_is_pad', 'action' (action_horizon, A),
-    'action_is_pad', 'episode', 'step'. Low-dim tensors are float32 (normalised when a
+    'action_is_pad', 'episode', 'step', and with `future_horizon` > 0 'future/<key>'
+    (future_horizon, ...) and 'future_is_pad' for every key in `future_keys`. Low-dim tensors are float32 (normalised when a
     normalizer is given); images stay uint8 (obs_horizon, H, W, C), unscaled."""
 
     def __init__(self, dataset: DemoDataset, *, obs_keys: Sequence[str] | None = None,
                  obs_horizon: int = 1, action_horizon: int = 1, action_pad: str = "edge",
                  normalizer: Normalizer | None = None,
-                 episodes: Sequence[int] | None = None) -> None:
+                 episodes: Sequence[int] | None = None, future_horizon: int = 0,
+                 future_keys: Sequence[str] | None = None) -> None:
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(f"obs_horizon and action_horizon must be >= 1, got "
                              f"{obs_horizon} and {action_horizon}")
+        if future_horizon < 0:
+            raise ValueError(f"future_horizon must be >= 0, got {future_horizon}")
         if action_pad not in PAD_MODES:
             raise ValueError(f"action_pad must be one of {PAD_MODES}, got {action_pad!r}")
         self.obs_horizon, self.action_horizon = obs_horizon, action_horizon
         self.action_pad = action_pad
         self.obs_keys = [k.removeprefix("obs/") for k in (obs_keys or dataset.obs_keys)]
+        self.future_horizon = future_horizon
+        self.future_keys = [k.removeprefix("obs/") for k in (future_keys or self.obs_keys)] \
+            if future_horizon else []
+        missing = [k for k in self.future_keys if k not in self.obs_keys]
+        if missing:
+            raise ValueError(f"future_keys {missing} must also be in obs_keys {self.obs_keys}")
         self.episodes = self._check_episodes(dataset, episodes)
 
         self._data = {f"obs/{k}": dataset.array(f"obs/{k}") for k in self.obs_keys}
@@ -68,6 +81,9 @@ class WindowDataset(Dataset):
         self._act_pad = act_idx >= end
         self._obs_idx = np.maximum(obs_idx, start)
         self._act_idx = np.minimum(act_idx, end - 1)
+        future_idx = t + np.arange(1, future_horizon + 1)
+        self._future_pad = future_idx >= end
+        self._future_idx = np.minimum(future_idx, end - 1)
 
     @staticmethod
     def _check_episodes(dataset: DemoDataset, episodes: Sequence[int] | None) -> np.ndarray:
@@ -104,15 +120,33 @@ class WindowDataset(Dataset):
         return len(self._obs_idx)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor | int]:
-        obs_idx, act_idx = self._obs_idx[i], self._act_idx[i]
-        sample: dict[str, torch.Tensor | int] = {
-            f"obs/{k}": torch.from_numpy(self._data[f"obs/{k}"][obs_idx]) for k in self.obs_keys}
-        action = self._data["action"][act_idx]
-        if self.action_pad == "zero":
-            action[self._act_pad[i]] = 0.0  # fancy indexing copied, dataset untouched
-        sample["action"] = torch.from_numpy(action)
-        sample["obs_is_pad"] = torch.from_numpy(self._obs_pad[i].copy())
-        sample["action_is_pad"] = torch.from_numpy(self._act_pad[i].copy())
+        sample: dict[str, torch.Tensor | int] = dict(self._gather(i))
         sample["episode"] = int(self.sample_episode[i])
         sample["step"] = int(self.sample_step[i])
         return sample
+
+    def batch(self, indices: np.ndarray | Sequence[int]) -> dict[str, torch.Tensor]:
+        """Samples `indices` stacked along a new first axis, as a DataLoader would collate them
+        ('episode' and 'step' become int64 tensors)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        out = self._gather(idx)
+        out["episode"] = torch.from_numpy(self.sample_episode[idx])
+        out["step"] = torch.from_numpy(self.sample_step[idx])
+        return out
+
+    def _gather(self, i: int | np.ndarray) -> dict[str, torch.Tensor]:
+        """Every tensor of sample(s) `i`; fancy indexing copies, so the arrays stay untouched."""
+        obs_idx, act_idx = self._obs_idx[i], self._act_idx[i]
+        out = {f"obs/{k}": torch.from_numpy(self._data[f"obs/{k}"][obs_idx]) for k in self.obs_keys}
+        action = self._data["action"][act_idx]
+        if self.action_pad == "zero":
+            action[self._act_pad[i]] = 0.0
+        out["action"] = torch.from_numpy(action)
+        out["obs_is_pad"] = torch.from_numpy(np.array(self._obs_pad[i]))
+        out["action_is_pad"] = torch.from_numpy(np.array(self._act_pad[i]))
+        if self.future_horizon:
+            future_idx = self._future_idx[i]
+            for k in self.future_keys:
+                out[f"future/{k}"] = torch.from_numpy(self._data[f"obs/{k}"][future_idx])
+            out["future_is_pad"] = torch.from_numpy(np.array(self._future_pad[i]))
+        return out

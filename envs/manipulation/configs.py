@@ -7,13 +7,9 @@ from embodied.config import EnvConfig
 
 
 @dataclass
-class MetaWorldConfig(EnvConfig):
-    """`embodied/MetaWorld-<task>-v0`: every field below is passed to the env."""
+class MetaWorldObsConfig(EnvConfig):
+    """Observation and video fields shared by the single- and multi-task Meta-World schemas."""
 
-    family: str = "metaworld"
-    id: str = "embodied/MetaWorld-${env.task}-v0"
-    task: str = "reach"
-    """Meta-World v3 task without the version suffix, e.g. reach, door-open."""
     obs_mode: str = "state"
     """state, pixels or state+pixels."""
     cameras: list[str] = field(default_factory=lambda: ["corner"])
@@ -24,3 +20,23 @@ class MetaWorldConfig(EnvConfig):
     """(height, width) of video frames."""
     render_camera: str = "corner"
     """Camera used for videos."""
+
+
+@dataclass
+class MetaWorldConfig(MetaWorldObsConfig):
+    """`embodied/MetaWorld-<task>-v0`: every field below is passed to the env."""
+
+    family: str = "metaworld"
+    id: str = "embodied/MetaWorld-${env.task}-v0"
+    task: str = "reach"
+    """Meta-World v3 task without the version suffix, e.g. reach, door-open."""
+
+
+@dataclass
+class MetaWorldMultiTaskConfig(MetaWorldObsConfig):
+    """`embodied/MetaWorld-<suite>-v0`: one env over a suite's tasks, a one-hot `task` observation; every field below is passed to the env."""
+
+    family: str = "metaworld_multitask"
+    id: str = "embodied/MetaWorld-${env.suite}-v0"
+    suite: str = "MT15"
+    """MT10, MT15 (ACT-JEPA's split) or MT50; see embodied.envs.manipulation.metaworld_multitask.SUITES."""

@@ -1,0 +1,289 @@
+"""Offline imitation from demonstrations: the one training loop every dataset-trained policy uses.
+
+A policy subclasses `ImitationAgent` and supplies `build_model`, `window_kwargs`,
+`compute_loss` and `act`; this module owns the rest, once: checking the dataset against
+the env before anything trains, normalisation statistics (fitted on the training
+episodes and stored in the checkpoint), the held-out episode split, AdamW with
+linear warm-up and cosine decay, bf16 autocast on CUDA, validation losses, and
+save/load of weights, optimiser, step and sampler RNG so a resumed run continues
+exactly. `total_steps` counts gradient steps.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from embodied.agent import Agent, TrainHooks
+from embodied.config import AgentConfig
+from embodied.errors import CheckpointError, ConfigError, DatasetError
+from embodied.tensor_state import load_state, save_state
+
+NORMALIZER_PREFIX = "normalizer."
+
+
+@dataclass
+class ImitationConfig(AgentConfig):
+    """Fields every dataset-trained policy shares."""
+
+    dataset: str = "???"
+    """Demonstrations written by embodied-collect (a dataset folder)."""
+    val_fraction: float = 0.1
+    """Episodes held out for validation losses (and the world-model probe)."""
+    batch_size: int = 128
+    lr: float = 6e-4
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.04
+    """Linear warm-up over this fraction of total_steps, then cosine decay to 0."""
+    grad_clip: float = 1.0
+    """Max global gradient norm (0: no clipping)."""
+    normalization: str = "mean_std"
+    """How states and actions are normalised: mean_std or min_max."""
+    amp: bool = True
+    """bf16 autocast on CUDA (ignored on CPU)."""
+    val_every: int = 500
+    """Validation losses every this many gradient steps (0: never)."""
+    val_batches: int = 4
+
+    def __post_init__(self) -> None:
+        if self.normalization not in ("mean_std", "min_max"):
+            raise ConfigError(f"agent.normalization must be mean_std or min_max, got {self.normalization!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"agent.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.batch_size <= 0 or self.lr <= 0:
+            raise ConfigError("agent.batch_size and agent.lr must be > 0")
+        if not 0 <= self.warmup_fraction < 1:
+            raise ConfigError(f"agent.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+
+
+def env_tasks(env: gym.Env) -> tuple[str, ...] | None:
+    """The task list of a multi-task env (its one-hot order), None for a single-task env."""
+    tasks = getattr(env.unwrapped, "tasks", None)
+    return tuple(tasks) if tasks is not None else None
+
+
+def check_dataset(dataset: Any, env: gym.Env, env_id: str) -> None:
+    """Raise DatasetError (one line) if the demos cannot train a policy for `env`.
+
+    Spaces must match (action dimension, observation keys and shapes), and the
+    demonstrated task set must be the env's: same task list in the same order for a
+    multi-task env, the same env id for a single-task one.
+    """
+    dataset.check_compatible(env.observation_space, env.action_space)
+    tasks = env_tasks(env)
+    if tasks is not None:
+        have = tuple(dataset.attrs.get("tasks") or ())
+        if have != tasks:
+            missing = [t for t in tasks if t not in have]
+            extra = [t for t in have if t not in tasks]
+            what = f"lacks tasks {missing}" if missing else f"has extra tasks {extra}" if extra else "orders its tasks differently"
+            raise DatasetError(f"dataset {dataset.path} {what} compared with env {env_id} ({len(tasks)} tasks); collect it with `embodied-collect env={env_id} episodes=N out=...`")
+    elif dataset.env_id and dataset.env_id != env_id:
+        raise DatasetError(f"dataset {dataset.path} was collected on {dataset.env_id}, not {env_id}; train on env {dataset.env_id} or collect demos with `embodied-collect env={env_id} episodes=N out=...`")
+
+
+class ImitationAgent(Agent):
+    """Base of the imitation policies: subclasses build the model and define the loss."""
+
+    config: ImitationConfig
+
+    def __init__(self, config: ImitationConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device, seed: int = 0) -> None:
+        super().__init__(config, observation_space, action_space, device, seed)
+        if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
+            raise ConfigError(f"agent '{config.name}' needs a flat Box action space, got {action_space}")
+        self.obs_shapes = {k: tuple(s.shape) for k, s in observation_space.spaces.items()} if isinstance(observation_space, gym.spaces.Dict) else {"state": tuple(observation_space.shape)}
+        self.action_dim = int(action_space.shape[0])
+        self.model = self.build_model().to(device)
+        self.normalizer: Any = None
+        self.optimizer = torch.optim.AdamW(self.parameter_groups(), lr=config.lr, betas=(0.9, 0.95))
+        self.generator = torch.Generator().manual_seed(seed)
+        self.total_steps = 0
+        self.metrics: dict[str, float] = {}
+        self.final_metrics: dict[str, float] = {}
+        self.dataset_info: dict[str, Any] = {}
+        self.split: tuple[list[int], list[int]] | None = None
+
+    # --- what a policy defines ----------------------------------------------------
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def window_kwargs(self) -> dict[str, Any]:
+        """WindowDataset arguments (obs_keys, obs_horizon, action_horizon, future_horizon, ...)."""
+        raise NotImplementedError
+
+    def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Training loss of a normalised batch and the metrics to log (losses/*)."""
+        raise NotImplementedError
+
+    def parameter_groups(self) -> list[dict]:
+        from embodied.nn import weight_decay_groups
+
+        return weight_decay_groups(self.model, self.config.weight_decay)
+
+    def after_update(self) -> dict[str, float]:
+        """Called after each optimiser step (e.g. an EMA target update); returns metrics to log."""
+        return {}
+
+    def after_training(self, train: Any, val: Any, hooks: TrainHooks) -> None:
+        """Called once when training ends (e.g. a representation probe)."""
+
+    # --- data -----------------------------------------------------------------------
+    def normalizer_modes(self, keys: list[str]) -> dict[str, str]:
+        """Task one-hots are min-max scaled (their argmax survives); the rest follow the config."""
+        return {k: "min_max" if k == "obs/task" else self.config.normalization for k in keys}
+
+    def open_data(self, env_factory: Any) -> tuple[Any, Any]:
+        """Check the dataset against the env, fit the normaliser, return (train, val) windows."""
+        from embodied.data import DemoDataset, Normalizer, WindowDataset
+
+        if self.config.dataset in ("", "???"):
+            raise ConfigError(f"agent '{self.config.name}' needs agent.dataset=<path written by embodied-collect>")
+        dataset = DemoDataset.open(self.config.dataset)
+        env = env_factory.make(wrap_stats=False)
+        try:
+            check_dataset(dataset, env, env_factory.config.id)
+        finally:
+            env.close()
+        if self.split is None or max(self.split[0] + self.split[1], default=-1) >= dataset.num_episodes:
+            self.split = WindowDataset.episode_split(dataset, self.config.val_fraction, self.seed)
+        train_eps, val_eps = self.split  # a resumed run keeps its checkpoint's split
+        kwargs = self.window_kwargs()
+        lowdim = ["action", *(f"obs/{k}" for k in kwargs["obs_keys"] if len(self.obs_shapes[k]) == 1)]
+        if self.normalizer is None:  # a resumed run keeps its checkpoint's statistics
+            starts, ends = dataset.episode_starts[train_eps], dataset.episode_ends[train_eps]
+            rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
+            self.normalizer = Normalizer.from_arrays({k: dataset.array(k)[rows] for k in lowdim}, self.normalizer_modes(lowdim))
+        self.dataset_info = {"path": str(dataset.path), "env_id": dataset.env_id, "episodes": dataset.num_episodes, "train_episodes": len(train_eps), "val_episodes": len(val_eps), "tasks": dataset.attrs.get("tasks")}
+        train = WindowDataset(dataset, normalizer=self.normalizer, episodes=train_eps, **kwargs)
+        val = WindowDataset(dataset, normalizer=self.normalizer, episodes=val_eps, **kwargs) if val_eps else None
+        return train, val
+
+    def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pin = self.device.type == "cuda"
+        return {k: (v.pin_memory() if pin else v).to(self.device, non_blocking=pin) for k, v in batch.items()}
+
+    def observation_batch(self, obs: Any) -> dict[str, torch.Tensor]:
+        """One env observation -> normalised tensors shaped like a batch of one (obs_horizon 1)."""
+        obs = obs if isinstance(obs, dict) else {"state": obs}
+        out = {}
+        for key, value in obs.items():
+            x = torch.as_tensor(np.asarray(value))[None, None]
+            if x.dtype != torch.uint8:
+                x = x.float()
+                if f"obs/{key}" in self.normalizer:
+                    x = self.normalizer.normalize(f"obs/{key}", x)
+            out[f"obs/{key}"] = x.to(self.device)
+        return out
+
+    def autocast(self) -> Any:
+        enabled = self.config.amp and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    # --- training -------------------------------------------------------------------
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up then cosine decay to zero over `self.total_steps`."""
+        warmup = int(self.config.warmup_fraction * self.total_steps)
+        if step < warmup:
+            return self.config.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, self.total_steps - warmup)
+        return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:
+        train, val = self.open_data(env)
+        self.total_steps = total_steps
+        started, start_step = time.time(), self.num_steps
+        while self.num_steps < total_steps:
+            self.model.train()
+            idx = torch.randint(len(train), (self.config.batch_size,), generator=self.generator).numpy()
+            batch = self.to_device(train.batch(idx))
+            lr = self.learning_rate(self.num_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            with self.autocast():
+                loss, metrics = self.compute_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.grad_clip > 0:
+                metrics["losses/grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip))
+            self.optimizer.step()
+            metrics.update(self.after_update())
+            self.num_steps += 1
+            metrics["charts/learning_rate"] = lr
+            metrics["charts/updates_per_s"] = (self.num_steps - start_step) / max(time.time() - started, 1e-9)
+            self.metrics = metrics
+            if val is not None and self.config.val_every > 0 and self.num_steps % self.config.val_every == 0:
+                self.metrics.update(self.validate(val))
+            if not hooks.on_step(self.num_steps):
+                return
+        self.after_training(train, val, hooks)
+
+    @torch.no_grad()
+    def validate(self, val: Any) -> dict[str, float]:
+        """Mean losses on fixed held-out windows (the same ones every time), as losses/val_*."""
+        self.model.eval()
+        n = min(len(val), self.config.val_batches * self.config.batch_size)
+        idx = np.linspace(0, len(val) - 1, n).astype(np.int64)
+        sums: dict[str, float] = {}
+        chunks = [idx[i:i + self.config.batch_size] for i in range(0, n, self.config.batch_size)]
+        for chunk in chunks:
+            with self.autocast():
+                _, metrics = self.compute_loss(self.to_device(val.batch(chunk)))
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v * len(chunk) / n
+        self.model.train()
+        return {k.replace("losses/", "losses/val_"): v for k, v in sums.items() if k.startswith("losses/")}
+
+    def training_metrics(self) -> dict[str, float]:
+        return dict(self.metrics)
+
+    # --- checkpoints ----------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        if self.normalizer is None:
+            raise CheckpointError("nothing to save: the agent has not seen a dataset yet (train it or load a checkpoint)")
+        directory = Path(directory)
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors.update(self.normalizer.state_dict(NORMALIZER_PREFIX))
+        save_file(tensors, str(directory / "model.safetensors"))
+        meta = {"agent": self.config.name, "config": dataclasses.asdict(self.config), "obs_shapes": self.obs_shapes, "action_dim": self.action_dim, "dataset": self.dataset_info, "num_steps": self.num_steps}
+        (directory / "config.json").write_text(json.dumps(meta, indent=1, default=list))
+        state = {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(), "num_steps": self.num_steps, "total_steps": self.total_steps, "final_metrics": self.final_metrics, "split": list(self.split or ([], []))}
+        save_state(state, directory, "train_state")
+
+    def load(self, directory: Path) -> None:
+        from safetensors.torch import load_file
+
+        from embodied.data import Normalizer
+
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / "config.json").read_text())
+            tensors = load_file(str(directory / "model.safetensors"))
+            state = load_state(directory, "train_state")
+        except (OSError, json.JSONDecodeError, ValueError) as err:
+            raise CheckpointError(f"cannot read checkpoint '{directory}': {' '.join(str(err).split())[:160]}") from None
+        if meta.get("agent") != self.config.name:
+            raise CheckpointError(f"checkpoint '{directory}' holds agent '{meta.get('agent')}', not '{self.config.name}'")
+        if {k: tuple(v) for k, v in meta["obs_shapes"].items()} != self.obs_shapes or meta["action_dim"] != self.action_dim:
+            raise CheckpointError(f"checkpoint '{directory}' was trained on observations {meta['obs_shapes']} and {meta['action_dim']}-d actions; this env gives {self.obs_shapes} and {self.action_dim}-d")
+        weights = {k: v for k, v in tensors.items() if not k.startswith(NORMALIZER_PREFIX)}
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"checkpoint '{directory}' does not fit this model (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); check the agent.* sizes match the run's")
+        self.normalizer = Normalizer.from_state_dict(tensors, NORMALIZER_PREFIX)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.num_steps, self.total_steps = int(state["num_steps"]), int(state["total_steps"])
+        self.final_metrics = dict(state.get("final_metrics") or {})
+        self.split = (list(state["split"][0]), list(state["split"][1])) if state.get("split") and state["split"][0] else None
+        self.dataset_info = meta.get("dataset", {})
