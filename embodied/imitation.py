@@ -78,17 +78,20 @@ def check_dataset(dataset: Any, env: gym.Env, env_id: str) -> None:
     demonstrated task set must be the env's: same task list in the same order for a
     multi-task env, the same env id for a single-task one.
     """
-    dataset.check_compatible(env.observation_space, env.action_space)
     tasks = env_tasks(env)
+    fix = f"collect demos with `embodied-collect env={env_id} episodes=N out=...`"
     if tasks is not None:
         have = tuple(dataset.attrs.get("tasks") or ())
+        if not have:
+            raise DatasetError(f"dataset {dataset.path} holds one task ({dataset.env_id}) but env {env_id} has {len(tasks)}; {fix}")
         if have != tasks:
             missing = [t for t in tasks if t not in have]
             extra = [t for t in have if t not in tasks]
             what = f"lacks tasks {missing}" if missing else f"has extra tasks {extra}" if extra else "orders its tasks differently"
-            raise DatasetError(f"dataset {dataset.path} {what} compared with env {env_id} ({len(tasks)} tasks); collect it with `embodied-collect env={env_id} episodes=N out=...`")
+            raise DatasetError(f"dataset {dataset.path} {what} compared with env {env_id} ({len(tasks)} tasks); {fix}")
     elif dataset.env_id and dataset.env_id != env_id:
-        raise DatasetError(f"dataset {dataset.path} was collected on {dataset.env_id}, not {env_id}; train on env {dataset.env_id} or collect demos with `embodied-collect env={env_id} episodes=N out=...`")
+        raise DatasetError(f"dataset {dataset.path} was collected on {dataset.env_id}, not {env_id}; train on env {dataset.env_id} or {fix}")
+    dataset.check_compatible(env.observation_space, env.action_space)
 
 
 class ImitationAgent(Agent):

@@ -223,3 +223,29 @@ def test_config_errors() -> None:
     with pytest.raises(ConfigError, match="divisible"):
         ACTJEPAConfig(dataset="x", dim=30, heads=4)
     assert dataclasses.replace(ACTConfig(dataset="x")).jepa is False and ACTJEPAConfig(dataset="x").jepa is True
+
+
+def test_pixel_multitask_learns_and_acts(tmp_path: Path) -> None:
+    """The pixel path end to end: camera + state + task one-hot from a 2-task dataset."""
+    from types import SimpleNamespace
+
+    from embodied.envs import make
+
+    kwargs = dict(tasks=["reach", "push"], obs_mode="state+pixels", image_size=[32, 32])
+    demos = collect(CollectConfig(env="embodied/MetaWorld-multitask-v0", episodes=1, keep_failures=True, max_episode_steps=10, out=str(tmp_path / "px"), **kwargs))
+
+    class TwoTasks:  # what learn() needs of an EnvFactory, for the generic multi-task id
+        config = SimpleNamespace(id="embodied/MetaWorld-multitask-v0")
+
+        def make(self, **_: object):
+            return make("embodied/MetaWorld-multitask-v0", **kwargs)
+
+    fac = TwoTasks()
+    env = fac.make()
+    agent = ACTAgent(ACTJEPAConfig(dataset=str(demos), proprio_dims=[0, 1, 2, 3], **TINY_NET), env.observation_space, env.action_space, torch.device("cpu"))
+    hooks = Hooks()
+    hooks.agent = agent
+    agent.learn(fac, 2, hooks)
+    assert len(hooks.losses) == 2 and all(np.isfinite(hooks.losses))
+    obs, _ = env.reset(seed=1)
+    assert agent.predict_chunk(obs).shape == (agent.config.chunk, 4)
