@@ -150,6 +150,8 @@ class ImitationAgent(Agent):
 
         if self.config.dataset in ("", "???"):
             raise ConfigError(f"agent '{self.config.name}' needs agent.dataset=<path written by embodied-collect>")
+        if not Path(self.config.dataset).expanduser().exists():
+            raise DatasetError(f"no dataset at {Path(self.config.dataset).expanduser().absolute()}; collect one with `embodied-collect env={env_factory.config.id} episodes=40 out={self.config.dataset}`")
         dataset = DemoDataset.open(self.config.dataset)
         env = env_factory.make(wrap_stats=False)
         try:

@@ -134,9 +134,9 @@ def test_ema_moves_target_without_gradients(reach_demos: Path) -> None:
     assert agent.ema_momentum() == pytest.approx(1.0)
 
 
-def test_overfits_one_demo(reach_demos: Path) -> None:
-    agent = make_agent(reach_demos, dropout=0.0, val_fraction=0.0, lr=3e-3, warmup_fraction=0.0)
-    agent.config.dataset = str(reach_demos)
+def test_overfits_one_demo(tmp_path: Path) -> None:
+    demo = collect(CollectConfig(env="embodied/MetaWorld-reach-v0", episodes=1, out=str(tmp_path / "one")))
+    agent = make_agent(demo, dropout=0.0, val_fraction=0.0, lr=3e-3, warmup_fraction=0.0)
     hooks = train(agent, 300)
     assert agent.metrics["losses/action_l1"] < 0.05, agent.metrics
     assert hooks.losses[-1] < hooks.losses[0] / 5

@@ -44,4 +44,4 @@ def test_dataset_with_other_tasks_is_refused_before_training(tmp_path: Path) -> 
     assert_one_line_error(proc, "holds one task (embodied/MetaWorld-reach-v0)", "has 15", "embodied-collect env=embodied/MetaWorld-MT15-v0")
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "summary.json").exists()
     proc = run_cli("embodied.train", "experiment=act_jepa_metaworld15", f"agent.dataset={tmp_path / 'missing'}", "total_steps=2", *TINY_ACT, f"run_dir={tmp_path / 'run2'}")
-    assert_one_line_error(proc, "no dataset at", "embodied-collect")
+    assert_one_line_error(proc, "no dataset at", "embodied-collect env=embodied/MetaWorld-MT15-v0 episodes=40")
