@@ -83,6 +83,32 @@ def latency_ms(run_dir: Path, queries: int = 50) -> float:
     return 1000 * float(np.median(times))
 
 
+def evaluate_inference(run_dir: Path, episodes_per_task: int, **settings: object) -> float:
+    """Success rate of the run's last checkpoint with other inference settings (n_action_steps,
+    temporal_ensemble): the same weights, only how the chunks are executed changes."""
+    import torch
+
+    from embodied.checkpoint import find_checkpoint, load_checkpoint
+    from embodied.config import load_run_config
+    from embodied.envs.factory import EnvFactory
+    from embodied.evaluation import run_episodes
+    from embodied.train import build_agent
+
+    torch.set_num_threads(1)
+    config = load_run_config(run_dir / ".hydra" / "config.yaml")
+    env = EnvFactory(config.env, seed=config.seed).make()
+    agent = build_agent(config.agent, env.observation_space, env.action_space, torch.device("cpu"), config.seed)
+    load_checkpoint(find_checkpoint(run_dir), agent, restore_rng=False)
+    for key, value in settings.items():
+        setattr(agent.config, key, value)
+    results = run_episodes(env, agent.act, 15 * episodes_per_task, config.seed + config.eval.seed_offset, reset_policy=agent.reset)
+    env.close()
+    return float(np.mean([r.success for r in results]))
+
+
+INFERENCE = {"requery_10": {"n_action_steps": 10}, "requery_1": {"n_action_steps": 1}, "temporal_ensemble": {"temporal_ensemble": True}}
+
+
 def fmt(values: list[float], scale: float = 100.0, digits: int = 0) -> str:
     mean, half = mean_ci(values)
     return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}"
@@ -100,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench/act_jepa")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--extra", nargs="*", default=[], help="more embodied-train overrides for every run")
+    parser.add_argument("--inference", default="", help=f"also evaluate the trained runs with other inference settings: comma-separated from {','.join(INFERENCE)}")
+    parser.add_argument("--inference-per-task", type=int, default=10, help="evaluation episodes per task for --inference")
     args = parser.parse_args(argv)
     agents, seeds = args.agents.split(","), [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
@@ -131,6 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "| speed (this CPU) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |", "|---" * (len(agents) + 1) + "|"]
     lines.append("| training updates/s (1 thread) | " + " | ".join(fmt([done[(a, s)]["updates_per_s"] for s in seeds], 1.0, 2) for a in agents) + " |")
     lines.append("| inference ms per chunk query | " + " | ".join(fmt([done[(a, s)]["latency_ms"] for s in seeds], 1.0, 1) for a in agents) + " |")
+    variants = [v for v in args.inference.split(",") if v]
+    if variants:
+        with ThreadPoolExecutor(args.jobs) as pool:
+            jobs = {(v, a, s): pool.submit(evaluate_inference, Path(done[(a, s)]["run_dir"]), args.inference_per_task, **INFERENCE[v]) for v in variants for a in agents for s in seeds}
+            inference = {k: f.result() for k, f in jobs.items()}
+        lines += ["", f"| inference ({args.inference_per_task} episodes per task) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |", "|---" * (len(agents) + 1) + "|"]
+        lines.append("| whole chunk open-loop (as trained above) | " + " | ".join(fmt([done[(a, s)]["eval/success_rate"] for s in seeds], digits=1) for a in agents) + " |")
+        for v in variants:
+            lines.append(f"| {v} | " + " | ".join(fmt([inference[(v, a, s)] for s in seeds], digits=1) for a in agents) + " |")
     command = command_line("benchmarks/act_jepa.py", argv)
     print("\n".join(lines))
     print(f"\n{command}")
