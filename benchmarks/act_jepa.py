@@ -109,6 +109,47 @@ def evaluate_inference(run_dir: Path, episodes_per_task: int, **settings: object
 INFERENCE = {"requery_10": {"n_action_steps": 10}, "requery_1": {"n_action_steps": 1}, "temporal_ensemble": {"temporal_ensemble": True}}
 
 
+def speed_only(args: argparse.Namespace, agents: list[str], pixels: bool) -> list[str]:
+    """Training seconds per step and ms per chunk query at the preset, on a few short demos: the
+    pixel row's cost without its hours of rendering."""
+    import torch
+    from embodied.cli import compose, to_dataclass
+    from embodied.envs.factory import EnvFactory
+    from embodied.train import build_agent
+
+    torch.set_num_threads(1)
+    demos = Path(args.out) / f"speed_demos_{args.obs}"
+    if not (demos / "zarr.json").exists():
+        extra = ["obs_mode=state+pixels", "image_size=[64,64]"] if pixels else []
+        subprocess.run([sys.executable, "-m", "embodied.collect", "env=embodied/MetaWorld-MT15-v0", "episodes=1", "max_episode_steps=40", "keep_failures=true", f"out={demos}", *extra], check=True)
+    experiment = "act_jepa_metaworld15_pixels" if pixels else "act_jepa_metaworld15"
+    lines = [f"| speed, {args.obs}, preset {args.preset} (1 thread) | s per training step | ms per chunk query |", "|---|---|---|"]
+    for name in agents:
+        config = to_dataclass(compose("config", [f"experiment={experiment}", f"agent={name}", f"agent.dataset={demos}", *PRESETS[args.preset]]))
+        factory = EnvFactory(config.env)
+        env = factory.make()
+        agent = build_agent(config.agent, env.observation_space, env.action_space, torch.device("cpu"), 0)
+        train, _ = agent.open_data(factory)
+        agent.total_steps, steps = 100, []
+        for _ in range(6):
+            start = time.perf_counter()
+            loss, _ = agent.compute_loss(agent.to_device(train.batch(np.random.randint(len(train), size=config.agent.batch_size))))
+            agent.optimizer.zero_grad()
+            loss.backward()
+            agent.optimizer.step()
+            agent.after_update()
+            steps.append(time.perf_counter() - start)
+        obs, _ = env.reset(seed=0)
+        queries = []
+        for _ in range(10):
+            start = time.perf_counter()
+            agent.predict_chunk(obs)
+            queries.append(time.perf_counter() - start)
+        lines.append(f"| {LABELS.get(name, name)} | {np.median(steps[1:]):.2f} | {1000 * np.median(queries):.1f} |")
+        env.close()
+    return lines
+
+
 def fmt(values: list[float], scale: float = 100.0, digits: int = 0) -> str:
     mean, half = mean_ci(values)
     return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}"
@@ -125,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-per-task", type=int, default=20)
     parser.add_argument("--out", default="runs/bench/act_jepa")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--speed-only", action="store_true", help="only time training steps and chunk queries on a few short demos")
     parser.add_argument("--extra", nargs="*", default=[], help="more embodied-train overrides for every run")
     parser.add_argument("--inference", default="", help=f"also evaluate the trained runs with other inference settings: comma-separated from {','.join(INFERENCE)}")
     parser.add_argument("--inference-per-task", type=int, default=10, help="evaluation episodes per task for --inference")
@@ -132,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     agents, seeds = args.agents.split(","), [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
     pixels = args.obs == "pixels"
+    if args.speed_only:
+        print("\n".join(speed_only(args, agents, pixels)) + f"\n\n{command_line('benchmarks/act_jepa.py', argv)}")
+        return 0
     demos = out / f"demos_mt15_{args.obs}_{args.demos_per_task}"
     collect(demos, args.demos_per_task, pixels)
     experiment = "act_jepa_metaworld15_pixels" if pixels else "act_jepa_metaworld15"
