@@ -59,39 +59,13 @@ def updates_per_s(run_dir: Path) -> float:
     return float(rows[-1]["charts/updates_per_s"]) if rows else float("nan")
 
 
-def latency_ms(run_dir: Path, queries: int = 50) -> float:
-    """Median wall time of one chunk query on the run's last checkpoint (batch 1, one thread)."""
+def trained_agent(run_dir: Path) -> tuple[object, object, object]:
+    """(run config, env, agent with the run's last checkpoint), on one CPU thread."""
     import torch
 
     from embodied.checkpoint import find_checkpoint, load_checkpoint
     from embodied.config import load_run_config
     from embodied.envs.factory import EnvFactory
-    from embodied.train import build_agent
-
-    torch.set_num_threads(1)
-    config = load_run_config(run_dir / ".hydra" / "config.yaml")
-    env = EnvFactory(config.env, seed=0).make()
-    agent = build_agent(config.agent, env.observation_space, env.action_space, torch.device("cpu"), 0)
-    load_checkpoint(find_checkpoint(run_dir), agent, restore_rng=False)
-    obs, _ = env.reset(seed=0)
-    times = []
-    for _ in range(queries):
-        start = time.perf_counter()
-        agent.predict_chunk(obs)
-        times.append(time.perf_counter() - start)
-    env.close()
-    return 1000 * float(np.median(times))
-
-
-def evaluate_inference(run_dir: Path, episodes_per_task: int, **settings: object) -> float:
-    """Success rate of the run's last checkpoint with other inference settings (n_action_steps,
-    temporal_ensemble): the same weights, only how the chunks are executed changes."""
-    import torch
-
-    from embodied.checkpoint import find_checkpoint, load_checkpoint
-    from embodied.config import load_run_config
-    from embodied.envs.factory import EnvFactory
-    from embodied.evaluation import run_episodes
     from embodied.train import build_agent
 
     torch.set_num_threads(1)
@@ -99,6 +73,33 @@ def evaluate_inference(run_dir: Path, episodes_per_task: int, **settings: object
     env = EnvFactory(config.env, seed=config.seed).make()
     agent = build_agent(config.agent, env.observation_space, env.action_space, torch.device("cpu"), config.seed)
     load_checkpoint(find_checkpoint(run_dir), agent, restore_rng=False)
+    return config, env, agent
+
+
+def query_ms(agent: object, obs: object, queries: int) -> float:
+    """Median wall time of one chunk query (batch 1)."""
+    times = []
+    for _ in range(queries):
+        start = time.perf_counter()
+        agent.predict_chunk(obs)
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def latency_ms(run_dir: Path, queries: int = 50) -> float:
+    """Median ms per chunk query on the run's last checkpoint (batch 1, one thread)."""
+    _, env, agent = trained_agent(run_dir)
+    obs, _ = env.reset(seed=0)
+    env.close()
+    return query_ms(agent, obs, queries)
+
+
+def evaluate_inference(run_dir: Path, episodes_per_task: int, **settings: object) -> float:
+    """Success rate of the run's last checkpoint with other inference settings (n_action_steps,
+    temporal_ensemble): the same weights, only how the chunks are executed changes."""
+    from embodied.evaluation import run_episodes
+
+    config, env, agent = trained_agent(run_dir)
     for key, value in settings.items():
         setattr(agent.config, key, value)
     results = run_episodes(env, agent.act, 15 * episodes_per_task, config.seed + config.eval.seed_offset, reset_policy=agent.reset)
@@ -133,19 +134,10 @@ def speed_only(args: argparse.Namespace, agents: list[str], pixels: bool) -> lis
         agent.total_steps, steps = 100, []
         for _ in range(6):
             start = time.perf_counter()
-            loss, _ = agent.compute_loss(agent.to_device(train.batch(np.random.randint(len(train), size=config.agent.batch_size))))
-            agent.optimizer.zero_grad()
-            loss.backward()
-            agent.optimizer.step()
-            agent.after_update()
+            agent.update(agent.to_device(train.batch(np.random.randint(len(train), size=config.agent.batch_size))))
             steps.append(time.perf_counter() - start)
         obs, _ = env.reset(seed=0)
-        queries = []
-        for _ in range(10):
-            start = time.perf_counter()
-            agent.predict_chunk(obs)
-            queries.append(time.perf_counter() - start)
-        lines.append(f"| {LABELS.get(name, name)} | {np.median(steps[1:]):.2f} | {1000 * np.median(queries):.1f} |")
+        lines.append(f"| {LABELS.get(name, name)} | {np.median(steps[1:]):.2f} | {query_ms(agent, obs, 10):.1f} |")
         env.close()
     return lines
 

@@ -10,6 +10,7 @@ exactly. `total_steps` counts gradient steps.
 """
 from __future__ import annotations
 
+import abc
 import dataclasses
 import json
 import math
@@ -116,16 +117,17 @@ class ImitationAgent(Agent):
         self.split: tuple[list[int], list[int]] | None = None
 
     # --- what a policy defines ----------------------------------------------------
+    @abc.abstractmethod
     def build_model(self) -> nn.Module:
-        raise NotImplementedError
+        """The policy's networks (called once, in the constructor)."""
 
+    @abc.abstractmethod
     def window_kwargs(self) -> dict[str, Any]:
         """WindowDataset arguments (obs_keys, obs_horizon, action_horizon, future_horizon, ...)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def compute_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """Training loss of a normalised batch and the metrics to log (losses/*)."""
-        raise NotImplementedError
 
     def parameter_groups(self) -> list[dict]:
         from embodied.nn import weight_decay_groups
@@ -207,22 +209,8 @@ class ImitationAgent(Agent):
         self.total_steps = total_steps
         started, start_step = time.time(), self.num_steps
         while self.num_steps < total_steps:
-            self.model.train()
             idx = torch.randint(len(train), (self.config.batch_size,), generator=self.generator).numpy()
-            batch = self.to_device(train.batch(idx))
-            lr = self.learning_rate(self.num_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            with self.autocast():
-                loss, metrics = self.compute_loss(batch)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.config.grad_clip > 0:
-                metrics["losses/grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip))
-            self.optimizer.step()
-            metrics.update(self.after_update())
-            self.num_steps += 1
-            metrics["charts/learning_rate"] = lr
+            metrics = self.update(self.to_device(train.batch(idx)))
             metrics["charts/updates_per_s"] = (self.num_steps - start_step) / max(time.time() - started, 1e-9)
             self.metrics = metrics
             if val is not None and self.config.val_every > 0 and self.num_steps % self.config.val_every == 0:
@@ -230,6 +218,24 @@ class ImitationAgent(Agent):
             if not hooks.on_step(self.num_steps):
                 return
         self.after_training(train, val, hooks)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One gradient step on a device batch at the scheduled learning rate; returns its metrics."""
+        self.model.train()
+        lr = self.learning_rate(self.num_steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.autocast():
+            loss, metrics = self.compute_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            metrics["losses/grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip))
+        self.optimizer.step()
+        metrics.update(self.after_update())
+        self.num_steps += 1
+        metrics["charts/learning_rate"] = lr
+        return metrics
 
     @torch.no_grad()
     def validate(self, val: Any) -> dict[str, float]:

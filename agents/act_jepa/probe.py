@@ -79,8 +79,10 @@ def world_model_probe(agent: Any, dataset: Any, train_episodes: Sequence[int], v
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    def predict(data: dict[str, torch.Tensor]) -> torch.Tensor:
+        return probe((data["x"] - mean) / std).view(-1, horizon, width)
+
     with torch.no_grad():
-        predict = lambda d: probe((d["x"] - mean) / std).view(-1, horizon, width)  # noqa: E731
         rmse, ate = _errors(agent, predict(val), val, position)
         train_rmse, _ = _errors(agent, predict(train), train, position)
         rmse_static, ate_static = _errors(agent, val["now"][:, None].expand_as(val["y"]), val, position)
