@@ -22,5 +22,6 @@ REGISTRY: dict[str, AgentSpec] = {
     "ppo": AgentSpec("embodied.agents.sb3.config:PPOConfig", "embodied.agents.sb3.agent:SB3Agent"),
     "act": AgentSpec("embodied.agents.act_jepa.config:ACTConfig", "embodied.agents.act_jepa.agent:ACTAgent"),
     "act_jepa": AgentSpec("embodied.agents.act_jepa.config:ACTJEPAConfig", "embodied.agents.act_jepa.agent:ACTAgent"),
+    "ptp": AgentSpec("embodied.agents.ptp.config:PTPConfig", "embodied.agents.ptp.agent:PTPAgent"),
     "homeostatic_ppo": AgentSpec("embodied.agents.homeostatic.config:HomeostaticPPOConfig", "embodied.agents.homeostatic.agent:HomeostaticPPOAgent"),
 }

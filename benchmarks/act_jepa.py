@@ -18,7 +18,6 @@ results.json next to the runs.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -30,9 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from embodied.envs.manipulation.metaworld_multitask import SUITES
-from embodied.evaluation import mean_ci
 
-from common import command_line, train_once
+from common import command_line, fmt, train_once, trained_agent, updates_per_s
 
 # The published architecture is far beyond this 2-core CPU (about 5 s per step at d=512, batch
 # 128). The CPU preset keeps the method and the recipe and shrinks width and batch.
@@ -51,29 +49,6 @@ def collect(demos: Path, episodes: int, pixels: bool) -> None:
         args += ["obs_mode=state+pixels", "image_size=[64,64]"]
     print("collecting:", " ".join(args[1:]), file=sys.stderr, flush=True)
     subprocess.run(args, check=True)
-
-
-def updates_per_s(run_dir: Path) -> float:
-    with (run_dir / "metrics.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("charts/updates_per_s")]
-    return float(rows[-1]["charts/updates_per_s"]) if rows else float("nan")
-
-
-def trained_agent(run_dir: Path) -> tuple[object, object, object]:
-    """(run config, env, agent with the run's last checkpoint), on one CPU thread."""
-    import torch
-
-    from embodied.checkpoint import find_checkpoint, load_checkpoint
-    from embodied.config import load_run_config
-    from embodied.envs.factory import EnvFactory
-    from embodied.train import build_agent
-
-    torch.set_num_threads(1)
-    config = load_run_config(run_dir / ".hydra" / "config.yaml")
-    env = EnvFactory(config.env, seed=config.seed).make()
-    agent = build_agent(config.agent, env.observation_space, env.action_space, torch.device("cpu"), config.seed)
-    load_checkpoint(find_checkpoint(run_dir), agent, restore_rng=False)
-    return config, env, agent
 
 
 def query_ms(agent: object, obs: object, queries: int) -> float:
@@ -140,11 +115,6 @@ def speed_only(args: argparse.Namespace, agents: list[str], pixels: bool) -> lis
         lines.append(f"| {LABELS.get(name, name)} | {np.median(steps[1:]):.2f} | {query_ms(agent, obs, 10):.1f} |")
         env.close()
     return lines
-
-
-def fmt(values: list[float], scale: float = 100.0, digits: int = 0) -> str:
-    mean, half = mean_ci(values)
-    return f"{scale * mean:.{digits}f} ± {scale * half:.{digits}f}"
 
 
 def main(argv: list[str] | None = None) -> int:

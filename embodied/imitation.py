@@ -164,7 +164,7 @@ class ImitationAgent(Agent):
             self.split = WindowDataset.episode_split(dataset, self.config.val_fraction, self.seed)
         train_eps, val_eps = self.split  # a resumed run keeps its checkpoint's split
         kwargs = self.window_kwargs()
-        lowdim = ["action", *(f"obs/{k}" for k in kwargs["obs_keys"] if len(self.obs_shapes[k]) == 1)]
+        lowdim = ["action", *(f"obs/{k}" for k in kwargs["obs_keys"] if len(self.obs_shapes.get(k, ())) == 1)]
         if self.normalizer is None:  # a resumed run keeps its checkpoint's statistics
             starts, ends = dataset.episode_starts[train_eps], dataset.episode_ends[train_eps]
             rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
@@ -196,19 +196,30 @@ class ImitationAgent(Agent):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     # --- training -------------------------------------------------------------------
+    def schedule_segment(self, step: int) -> tuple[int, int]:
+        """(step within its schedule, the schedule's length): one schedule over all of training;
+        a multi-stage policy restarts it per stage."""
+        return step, self.total_steps
+
     def learning_rate(self, step: int) -> float:
-        """Linear warm-up then cosine decay to zero over `self.total_steps`."""
-        warmup = int(self.config.warmup_fraction * self.total_steps)
+        """Linear warm-up then cosine decay to zero over the step's schedule segment."""
+        step, length = self.schedule_segment(step)
+        warmup = int(self.config.warmup_fraction * length)
         if step < warmup:
             return self.config.lr * (step + 1) / warmup
-        progress = (step - warmup) / max(1, self.total_steps - warmup)
+        progress = (step - warmup) / max(1, length - warmup)
         return self.config.lr * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:
         train, val = self.open_data(env)
         self.total_steps = total_steps
+        if self.fit(train, val, total_steps, hooks):
+            self.after_training(train, val, hooks)
+
+    def fit(self, train: Any, val: Any, until: int, hooks: TrainHooks) -> bool:
+        """Gradient steps on random training windows until `num_steps == until`; False if the hooks stopped it."""
         started, start_step = time.time(), self.num_steps
-        while self.num_steps < total_steps:
+        while self.num_steps < until:
             idx = torch.randint(len(train), (self.config.batch_size,), generator=self.generator).numpy()
             metrics = self.update(self.to_device(train.batch(idx)))
             metrics["charts/updates_per_s"] = (self.num_steps - start_step) / max(time.time() - started, 1e-9)
@@ -216,8 +227,8 @@ class ImitationAgent(Agent):
             if val is not None and self.config.val_every > 0 and self.num_steps % self.config.val_every == 0:
                 self.metrics.update(self.validate(val))
             if not hooks.on_step(self.num_steps):
-                return
-        self.after_training(train, val, hooks)
+                return False
+        return True
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         """One gradient step on a device batch at the scheduled learning rate; returns its metrics."""

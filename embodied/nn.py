@@ -1,6 +1,7 @@
 """Network pieces shared by the imitation policies (ACT-JEPA, diffusion policies).
 
-- `sinusoidal_1d` / `sinusoidal_2d`: fixed position embeddings (Vaswani et al.; DETR's 2-D form).
+- `sinusoidal` / `sinusoidal_1d` / `sinusoidal_2d`: fixed position (or diffusion-timestep)
+  embeddings (Vaswani et al.; DETR's 2-D form).
 - `ResNet18GN`: ResNet-18 with GroupNorm instead of BatchNorm, trained from scratch
   (no pretrained weights can be downloaded; GroupNorm because BatchNorm statistics
   interact badly with EMA targets and small per-GPU batches, as Diffusion Policy notes).
@@ -17,14 +18,19 @@ import torch
 from torch import nn
 
 
-def sinusoidal_1d(length: int, dim: int) -> torch.Tensor:
-    """(length, dim) sine/cosine position embedding."""
-    position = torch.arange(length, dtype=torch.float32)[:, None]
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    out = torch.zeros(length, dim)
+def sinusoidal(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """(N,) positions (any real values, e.g. diffusion timesteps) -> (N, dim) sine/cosine embedding."""
+    position = positions.float()[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32, device=position.device) * (-math.log(10000.0) / dim))
+    out = torch.zeros(len(position), dim, device=position.device)
     out[:, 0::2] = torch.sin(position * freq)
     out[:, 1::2] = torch.cos(position * freq[: dim // 2])
     return out
+
+
+def sinusoidal_1d(length: int, dim: int) -> torch.Tensor:
+    """(length, dim) sine/cosine position embedding."""
+    return sinusoidal(torch.arange(length), dim)
 
 
 def sinusoidal_2d(height: int, width: int, dim: int) -> torch.Tensor:

@@ -1,11 +1,14 @@
 """Training windows over a demonstration dataset (observation history + action chunk).
 
 One sample per timestep t of every selected episode: the last `obs_horizon`
-observations up to t, the `action_horizon` actions from t on and, optionally, the
+observations up to t, the `action_horizon` actions from t + `action_offset` on (a
+negative offset includes past actions, as long-context diffusion policies train on),
+per-frame `arrays` given by the caller (e.g. cached embeddings) as extra observation
+keys and, optionally, the
 `future_horizon` observations after t (targets for predicting the future, as in
 ACT-JEPA). Windows never cross episode boundaries: missing history repeats the
-episode's first frame, missing future observations its last one, missing future
-actions repeat its last action ("edge") or are zero ("zero"), and the `*_is_pad`
+episode's first frame, missing future observations its last one, missing actions
+repeat the episode's first or last action ("edge") or are zero ("zero"), and the `*_is_pad`
 masks say which entries were filled in.
 
 All gather indices are precomputed with numpy, so `__getitem__` and `batch` are a
@@ -14,7 +17,7 @@ per-sample Python of a DataLoader's collate).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,7 +39,8 @@ class WindowDataset(Dataset):
                  obs_horizon: int = 1, action_horizon: int = 1, action_pad: str = "edge",
                  normalizer: Normalizer | None = None,
                  episodes: Sequence[int] | None = None, future_horizon: int = 0,
-                 future_keys: Sequence[str] | None = None) -> None:
+                 future_keys: Sequence[str] | None = None, action_offset: int = 0,
+                 arrays: Mapping[str, np.ndarray] | None = None) -> None:
         if obs_horizon < 1 or action_horizon < 1:
             raise ValueError(f"obs_horizon and action_horizon must be >= 1, got "
                              f"{obs_horizon} and {action_horizon}")
@@ -55,7 +59,12 @@ class WindowDataset(Dataset):
             raise ValueError(f"future_keys {missing} must also be in obs_keys {self.obs_keys}")
         self.episodes = self._check_episodes(dataset, episodes)
 
-        self._data = {f"obs/{k}": dataset.array(f"obs/{k}") for k in self.obs_keys}
+        extra = dict(arrays or {})
+        frames = int(dataset.episode_ends[-1]) if dataset.num_episodes else 0
+        for key, value in extra.items():
+            if len(value) != frames:
+                raise ValueError(f"array '{key}' has {len(value)} rows, the dataset {frames} frames")
+        self._data = {f"obs/{k}": dataset.array(f"obs/{k}") for k in self.obs_keys if f"obs/{k}" not in extra}
         self._data["action"] = dataset.array("action")
         lowdim = [k for k, v in self._data.items() if v.dtype != np.uint8]
         if normalizer is not None:
@@ -66,6 +75,7 @@ class WindowDataset(Dataset):
         for key in lowdim:  # normalise whole arrays once; edge padding then repeats them
             x = self._data[key].astype(np.float32, copy=False)
             self._data[key] = normalizer.normalize(key, x) if normalizer is not None else x
+        self._data.update({k: v for k, v in extra.items() if k.removeprefix("obs/") in self.obs_keys})
 
         starts = dataset.episode_starts[self.episodes]
         ends = dataset.episode_ends[self.episodes]
@@ -76,11 +86,11 @@ class WindowDataset(Dataset):
         t = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])[:, None]
         self.sample_step = (t - start)[:, 0]
         obs_idx = t + np.arange(1 - obs_horizon, 1)
-        act_idx = t + np.arange(action_horizon)
+        act_idx = t + action_offset + np.arange(action_horizon)
         self._obs_pad = obs_idx < start
-        self._act_pad = act_idx >= end
+        self._act_pad = (act_idx < start) | (act_idx >= end)
         self._obs_idx = np.maximum(obs_idx, start)
-        self._act_idx = np.minimum(act_idx, end - 1)
+        self._act_idx = np.clip(act_idx, start, end - 1)
         future_idx = t + np.arange(1, future_horizon + 1)
         self._future_pad = future_idx >= end
         self._future_idx = np.minimum(future_idx, end - 1)
