@@ -139,6 +139,7 @@ class Config:
 ENV_SCHEMAS: dict[str, str] = {
     "metaworld": "embodied.envs.manipulation.configs:MetaWorldConfig",
     "metaworld_multitask": "embodied.envs.manipulation.configs:MetaWorldMultiTaskConfig",
+    "memory_pick_place": "embodied.envs.manipulation.configs:MemoryPickPlaceConfig",
     "crafter": "embodied.envs.minecraft.configs:CrafterConfig",
     "pointmaze": "embodied.envs.navigation.configs:PointMazeConfig",
     "foraging": "embodied.envs.navigation.configs:ForagingConfig",

@@ -4,20 +4,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from embodied.config import EnvConfig
+from embodied.errors import ConfigError
 
 
 @dataclass
-class MetaWorldObsConfig(EnvConfig):
-    """Observation and video fields shared by the single- and multi-task Meta-World schemas."""
+class CameraObsConfig(EnvConfig):
+    """Observation and video fields of the MuJoCo manipulation envs; each family adds its cameras."""
 
     obs_mode: str = "state"
     """state, pixels or state+pixels."""
-    cameras: list[str] = field(default_factory=lambda: ["corner"])
-    """Cameras rendered into pixel observations."""
     image_size: list[int] = field(default_factory=lambda: [64, 64])
     """(height, width) of observation images."""
     render_size: list[int] = field(default_factory=lambda: [256, 256])
     """(height, width) of video frames."""
+
+
+@dataclass
+class MetaWorldObsConfig(CameraObsConfig):
+    """Observation and video fields shared by the single- and multi-task Meta-World schemas."""
+
+    cameras: list[str] = field(default_factory=lambda: ["corner"])
+    """Cameras rendered into pixel observations."""
     render_camera: str = "corner"
     """Camera used for videos."""
 
@@ -40,3 +47,21 @@ class MetaWorldMultiTaskConfig(MetaWorldObsConfig):
     id: str = "embodied/MetaWorld-${env.suite}-v0"
     suite: str = "MT15"
     """MT10, MT15 (ACT-JEPA's split) or MT50; see embodied.envs.manipulation.metaworld_multitask.SUITES."""
+
+
+@dataclass
+class MemoryPickPlaceConfig(CameraObsConfig):
+    """`embodied/MemoryPickPlace-v0`: put the cube on the pad a lamp showed only at the start; every field below is passed to the env."""
+
+    family: str = "memory_pick_place"
+    id: str = "embodied/MemoryPickPlace-v0"
+    cameras: list[str] = field(default_factory=lambda: ["front"])
+    """Cameras rendered into pixel observations: front, top."""
+    render_camera: str = "front"
+    """Camera used for videos."""
+    cue_steps: int = 3
+    """Observations (from the reset one on) during which the lamp shows the target pad."""
+
+    def __post_init__(self) -> None:
+        if self.cue_steps < 1:
+            raise ConfigError(f"env.cue_steps must be >= 1 (the lamp must be lit at least on the reset observation), got {self.cue_steps}")
