@@ -72,6 +72,19 @@ def env_tasks(env: gym.Env) -> tuple[str, ...] | None:
     return tuple(tasks) if tasks is not None else None
 
 
+def collect_command(env_config: Any, out: str, episodes: int = 40) -> str:
+    """The embodied-collect command for demos that fit `env_config`, with its non-default observation options."""
+    options = []
+    for f in dataclasses.fields(env_config):
+        if f.name not in ("obs_mode", "cameras", "image_size", "tasks"):
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        value = getattr(env_config, f.name)
+        if value != default:
+            options.append(f"{f.name}=[{','.join(map(str, value))}]" if isinstance(value, (list, tuple)) else f"{f.name}={value}")
+    return " ".join(["embodied-collect", f"env={env_config.id}", f"episodes={episodes}", *options, f"out={out}"])
+
+
 def check_dataset(dataset: Any, env: gym.Env, env_id: str) -> None:
     """Raise DatasetError (one line) if the demos cannot train a policy for `env`.
 
@@ -153,7 +166,7 @@ class ImitationAgent(Agent):
         if self.config.dataset in ("", "???"):
             raise ConfigError(f"agent '{self.config.name}' needs agent.dataset=<path written by embodied-collect>")
         if not Path(self.config.dataset).expanduser().exists():
-            raise DatasetError(f"no dataset at {Path(self.config.dataset).expanduser().absolute()}; collect one with `embodied-collect env={env_factory.config.id} episodes=40 out={self.config.dataset}`")
+            raise DatasetError(f"no dataset at {Path(self.config.dataset).expanduser().absolute()}; collect one with `{collect_command(env_factory.config, self.config.dataset)}`")
         dataset = DemoDataset.open(self.config.dataset)
         env = env_factory.make(wrap_stats=False)
         try:
