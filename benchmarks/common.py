@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from embodied.evaluation import mean_ci
 
 
