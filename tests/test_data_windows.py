@@ -146,3 +146,18 @@ def test_state_dict_round_trip_through_safetensors(tmp_path: Path) -> None:
     for key in ("action", "obs/state"):
         x = DATA[:, : 3 if key == "action" else 2]
         np.testing.assert_array_equal(back.normalize(key, x), norm.normalize(key, x))
+
+
+def test_past_actions_and_extra_arrays(tiny: DemoDataset) -> None:
+    """action_offset=-1 starts the action window one step back (edge-padded before the episode
+    start, flagged as padding); `arrays` adds per-frame observation keys such as cached embeddings."""
+    embedding = np.arange(6, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
+    wd = WindowDataset(tiny, obs_keys=["embedding"], obs_horizon=2, action_horizon=3, action_offset=-1,
+                       arrays={"obs/embedding": embedding})
+    batch = wd.batch(np.arange(6))
+    assert batch["action"][:, :, 0].tolist() == [[100, 100, 101], [100, 101, 102], [101, 102, 103], [102, 103, 103],
+                                                [110, 110, 111], [110, 111, 111]]
+    assert batch["action_is_pad"].tolist() == [[T, F, F], [F, F, F], [F, F, F], [F, F, T], [T, F, F], [F, F, T]]
+    assert batch["obs/embedding"][:, :, 0].tolist() == [[0, 0], [0, 1], [1, 2], [2, 3], [4, 4], [4, 5]]
+    with pytest.raises(ValueError, match="rows"):
+        WindowDataset(tiny, obs_keys=["embedding"], arrays={"obs/embedding": embedding[:3]})
