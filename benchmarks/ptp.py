@@ -100,8 +100,8 @@ def success_tables(args: argparse.Namespace) -> tuple[list[str], dict]:
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = {(cell, k): pool.submit(evaluate, Path(done[cell]["run_dir"]), args.eval_episodes, k) for cell, k in ptp_runs}
         verified = {key: f.result() for key, f in futures.items()}
-    # K = 1 is re-evaluated too, so every row's pooled interval counts the same episodes.
-    plain = {cell: evaluate(Path(done[cell]["run_dir"]), args.eval_episodes, 1) for cell in done}
+    # per-episode outcomes of each run's own evaluation (rate x episodes), for the pooled interval
+    plain = {cell: [True] * round(r["eval/success_rate"] * args.eval_episodes) + [False] * round((1 - r["eval/success_rate"]) * args.eval_episodes) for cell, r in done.items()}
 
     lines = [f"MemoryPickPlace, state, {args.demos} demos, {args.steps} gradient steps, preset {args.preset}, {len(seeds)} seeds x {args.eval_episodes} evaluation episodes", "",
              "| policy | success % (mean ± 95% CI over seeds) | pooled episodes, Wilson 95% | updates/s (1 thread) |", "|---|---|---|---|"]

@@ -1,4 +1,4 @@
-"""Choose MuJoCo's offscreen GL backend before MuJoCo is imported.
+"""Choose MuJoCo's offscreen GL backend before MuJoCo is imported; `Cameras` renders images offscreen.
 
 MuJoCo reads `MUJOCO_GL` once, at import. We pick `egl` when an NVIDIA GPU is
 visible and `osmesa` (software, Debian's `libosmesa6`) otherwise, unless the user
@@ -10,6 +10,7 @@ import ctypes.util
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from embodied.errors import RenderingError
 
@@ -57,3 +58,27 @@ def check_rendering_or_warn() -> None:
 
 
 BACKEND = choose_backend()
+
+
+class Cameras:
+    """Offscreen `mujoco.Renderer`s of one model, one per image size, made on first use."""
+
+    def __init__(self) -> None:
+        self._renderers: dict[tuple[int, int], Any] = {}
+
+    def render(self, model: Any, data: Any, camera: str, size: tuple[int, int]) -> Any:
+        """HxWx3 uint8 image of `camera` at (height, width)."""
+        renderer = self._renderers.get(size)
+        if renderer is None:
+            import mujoco
+
+            require_rendering()
+            renderer = mujoco.Renderer(model, height=size[0], width=size[1])
+            self._renderers[size] = renderer
+        renderer.update_scene(data, camera=camera)
+        return renderer.render()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

@@ -76,6 +76,7 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.errors import ConfigError
+from embodied.rendering import Cameras
 
 ENV_ID = "embodied/MemoryPickPlace-v0"
 CAMERAS = ("front", "top")
@@ -222,7 +223,7 @@ class MemoryPickPlaceEnv(gym.Env):
         width = max(self.image_size[1], self.render_size[1])
         self.model = mujoco.MjModel.from_xml_string(_scene_xml(height, width))
         self.data = mujoco.MjData(self.model)
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._cameras = Cameras()
         model = self.model
         self._hand_qpos = np.array([model.jnt_qposadr[model.joint(f"hand_{a}").id] for a in "xyz"])
         self._finger_qpos = np.array([model.jnt_qposadr[model.joint(f"finger_{s}").id] for s in ("left", "right")])
@@ -292,9 +293,7 @@ class MemoryPickPlaceEnv(gym.Env):
         return self.camera_image(self.render_camera, self.render_size)
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        self._cameras.close()
 
     # --- extras --------------------------------------------------------------------
     @property
@@ -339,15 +338,7 @@ class MemoryPickPlaceEnv(gym.Env):
 
     def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
         """Render `camera` at (height, width) as an HxWx3 uint8 image."""
-        renderer = self._renderers.get(size)
-        if renderer is None:
-            from embodied.rendering import require_rendering
-
-            require_rendering()
-            renderer = mujoco.Renderer(self.model, height=size[0], width=size[1])
-            self._renderers[size] = renderer
-        renderer.update_scene(self.data, camera=camera)
-        return renderer.render()
+        return self._cameras.render(self.model, self.data, camera, size)
 
     # --- pieces --------------------------------------------------------------------
     def _update_lamp(self) -> None:

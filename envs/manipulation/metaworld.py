@@ -17,13 +17,13 @@ import warnings
 from typing import Any, Sequence
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 from gymnasium import spaces
 from metaworld.env_dict import ENV_CLS_MAP
 from metaworld.policies import ENV_POLICY_MAP
 
 from embodied.errors import ConfigError
+from embodied.rendering import Cameras
 
 # Meta-World's experts warn when their gains exceed the action bounds; the env clips, as we do.
 warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
@@ -94,7 +94,7 @@ class MetaWorldEnv(gym.Env):
         self._env._set_task_called = True
         self._env.max_path_length = np.iinfo(np.int64).max  # the cap is TimeLimit's job
         self._expert = ENV_POLICY_MAP[key]()
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._cameras = Cameras()
         self._state = np.zeros(39, dtype=np.float32)
 
         raw = self._env.sawyer_observation_space
@@ -132,9 +132,7 @@ class MetaWorldEnv(gym.Env):
         return self.camera_image(self.render_camera, self.render_size)
 
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        self._cameras.close()
         self._env.close()
 
     # --- extras --------------------------------------------------------------------
@@ -145,15 +143,7 @@ class MetaWorldEnv(gym.Env):
 
     def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
         """Render `camera` at (height, width) as an upright HxWx3 uint8 image."""
-        renderer = self._renderers.get(size)
-        if renderer is None:
-            from embodied.rendering import require_rendering
-
-            require_rendering()
-            renderer = mujoco.Renderer(self._env.model, height=size[0], width=size[1])
-            self._renderers[size] = renderer
-        renderer.update_scene(self._env.data, camera=camera)
-        image = renderer.render()
+        image = self._cameras.render(self._env.model, self._env.data, camera, size)
         return np.ascontiguousarray(image[::-1, ::-1]) if camera in _UPSIDE_DOWN else image
 
     def _observation(self):
