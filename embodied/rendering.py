@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from embodied.errors import RenderingError
 
 OSMESA_HINT = "install OSMesa with `apt-get update && apt-get install -y libosmesa6` (Debian/Ubuntu), or set MUJOCO_GL=egl on a machine with a GPU"
@@ -82,3 +84,16 @@ class Cameras:
         for renderer in self._renderers.values():
             renderer.close()
         self._renderers.clear()
+
+
+def camera_observation_space(state_space: Any, obs_mode: str, cameras: Any, image_size: tuple[int, int]) -> Any:
+    """The observation space of an env with `obs_mode` state, pixels or state+pixels: the state Box,
+    or a Dict of `state` (state+pixels) and one HxWx3 uint8 image per camera."""
+    from gymnasium import spaces
+
+    if obs_mode == "state":
+        return state_space
+    image = spaces.Box(0, 255, shape=(*image_size, 3), dtype=np.uint8)
+    parts = {"state": state_space} if obs_mode == "state+pixels" else {}
+    parts.update({camera: image for camera in cameras})
+    return spaces.Dict(parts)

@@ -76,7 +76,7 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.errors import ConfigError
-from embodied.rendering import Cameras
+from embodied.rendering import Cameras, camera_observation_space
 
 ENV_ID = "embodied/MemoryPickPlace-v0"
 CAMERAS = ("front", "top")
@@ -240,13 +240,7 @@ class MemoryPickPlaceEnv(gym.Env):
         low = np.array([*WORKSPACE_LOW - 0.01, 0.0, -0.5, -0.5, -0.05, -1.0, -1.0, -1.0, 0.0, 0.0], dtype=np.float32)
         state_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        if obs_mode == "state":
-            self.observation_space = state_space
-        else:
-            image = spaces.Box(0, 255, shape=(*self.image_size, 3), dtype=np.uint8)
-            parts: dict[str, spaces.Space] = {"state": state_space} if obs_mode == "state+pixels" else {}
-            parts.update({cam: image for cam in self.cameras})
-            self.observation_space = spaces.Dict(parts)
+        self.observation_space = camera_observation_space(state_space, obs_mode, self.cameras, self.image_size)
         self._state_space = state_space
 
     # --- Gymnasium API -------------------------------------------------------------

@@ -23,7 +23,7 @@ from metaworld.env_dict import ENV_CLS_MAP
 from metaworld.policies import ENV_POLICY_MAP
 
 from embodied.errors import ConfigError
-from embodied.rendering import Cameras
+from embodied.rendering import Cameras, camera_observation_space
 
 # Meta-World's experts warn when their gains exceed the action bounds; the env clips, as we do.
 warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
@@ -100,13 +100,7 @@ class MetaWorldEnv(gym.Env):
         raw = self._env.sawyer_observation_space
         state_space = spaces.Box(raw.low.astype(np.float32), raw.high.astype(np.float32), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
-        if obs_mode == "state":
-            self.observation_space = state_space
-        else:
-            image = spaces.Box(0, 255, shape=(*self.image_size, 3), dtype=np.uint8)
-            parts: dict[str, spaces.Space] = {"state": state_space} if obs_mode == "state+pixels" else {}
-            parts.update({cam: image for cam in self.cameras})
-            self.observation_space = spaces.Dict(parts)
+        self.observation_space = camera_observation_space(state_space, obs_mode, self.cameras, self.image_size)
 
     # --- Gymnasium API -------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
