@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from diffusers import DDIMScheduler, DDPMScheduler  # at import: diffusers' lazy loader is not thread-safe
 
 from embodied.agent import TrainHooks
 from embodied.agents.ptp import cache as embedding_cache
@@ -65,8 +66,6 @@ class PTPAgent(ImitationAgent):
 
     def __init__(self, config: PTPConfig, observation_space, action_space, device: torch.device, seed: int = 0) -> None:
         super().__init__(config, observation_space, action_space, device, seed)
-        from diffusers import DDIMScheduler, DDPMScheduler
-
         schedule = dict(num_train_timesteps=config.train_timesteps, beta_schedule=config.beta_schedule, clip_sample=True, prediction_type="epsilon")
         self.noise_scheduler = DDPMScheduler(**schedule)
         self.samplers = {"ddpm": DDPMScheduler(**schedule), "ddim": DDIMScheduler(**schedule)}
