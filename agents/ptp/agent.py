@@ -67,8 +67,8 @@ class PTPAgent(ImitationAgent):
     def __init__(self, config: PTPConfig, observation_space, action_space, device: torch.device, seed: int = 0) -> None:
         super().__init__(config, observation_space, action_space, device, seed)
         schedule = dict(num_train_timesteps=config.train_timesteps, beta_schedule=config.beta_schedule, clip_sample=True, prediction_type="epsilon")
-        self.noise_scheduler = DDPMScheduler(**schedule)
         self.samplers = {"ddpm": DDPMScheduler(**schedule), "ddim": DDIMScheduler(**schedule)}
+        self.noise_scheduler = self.samplers["ddpm"]  # add_noise reads only the fixed training schedule
         self.sample_generator = torch.Generator().manual_seed(seed + 1)
         self.frames: deque[torch.Tensor] = deque(maxlen=config.n_obs_steps)
         self.executed: deque[torch.Tensor] = deque(maxlen=max(config.past_tokens, 1))
@@ -84,11 +84,6 @@ class PTPAgent(ImitationAgent):
             raise ConfigError(f"agent 'ptp' reads flat vectors and HxWxC images; observation shapes {self.obs_shapes} include others")
         net = PTPNetworks(self.obs_shapes, self.action_dim, cfg, cfg.stage1_obs_steps if cfg.multistage else None)
         return PTPPolicy(net, cfg.ema)
-
-    def parameter_groups(self) -> list[dict]:
-        from embodied.nn import weight_decay_groups
-
-        return weight_decay_groups(self.model.net, self.config.weight_decay)
 
     # --- stages ---------------------------------------------------------------------
     @property
