@@ -23,5 +23,6 @@ REGISTRY: dict[str, AgentSpec] = {
     "act": AgentSpec("embodied.agents.act_jepa.config:ACTConfig", "embodied.agents.act_jepa.agent:ACTAgent"),
     "act_jepa": AgentSpec("embodied.agents.act_jepa.config:ACTJEPAConfig", "embodied.agents.act_jepa.agent:ACTAgent"),
     "ptp": AgentSpec("embodied.agents.ptp.config:PTPConfig", "embodied.agents.ptp.agent:PTPAgent"),
+    "slim": AgentSpec("embodied.agents.slim.config:SLIMConfig", "embodied.agents.slim.agent:SLIMAgent"),
     "homeostatic_ppo": AgentSpec("embodied.agents.homeostatic.config:HomeostaticPPOConfig", "embodied.agents.homeostatic.agent:HomeostaticPPOAgent"),
 }

@@ -186,6 +186,8 @@ def train(cfg: DictConfig) -> Path:
         eval_metrics = summarize(results, death_causes=death_causes)
         summary["eval_episodes"] = episodes_as_dicts(results)
         summary["videos"] = [str(Path(r.video).relative_to(run_dir)) for r in results if r.video]
+    if hasattr(agent, "final_report"):  # what an agent measures with envs after training (e.g. SLIM's skills and planner)
+        final_metrics.update(agent.final_report(factory, run_dir))
     if final_metrics or eval_metrics:
         logger.log(step, {**final_metrics, **eval_metrics})
     logger.close()
