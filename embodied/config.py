@@ -140,6 +140,7 @@ ENV_SCHEMAS: dict[str, str] = {
     "metaworld": "embodied.envs.manipulation.configs:MetaWorldConfig",
     "metaworld_multitask": "embodied.envs.manipulation.configs:MetaWorldMultiTaskConfig",
     "memory_pick_place": "embodied.envs.manipulation.configs:MemoryPickPlaceConfig",
+    "tabletop": "embodied.envs.manipulation.configs:TabletopConfig",
     "crafter": "embodied.envs.minecraft.configs:CrafterConfig",
     "pointmaze": "embodied.envs.navigation.configs:PointMazeConfig",
     "foraging": "embodied.envs.navigation.configs:ForagingConfig",

@@ -13,11 +13,11 @@ import gymnasium as gym
 
 import embodied  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
 from embodied.envs import minecraft
-from embodied.envs.manipulation import memory_pick_place, metaworld, metaworld_multitask
+from embodied.envs.manipulation import memory_pick_place, metaworld, metaworld_multitask, tabletop
 from embodied.envs import navigation
 from embodied.errors import ConfigError
 
-_FAMILIES = (metaworld, metaworld_multitask, memory_pick_place, minecraft, navigation)
+_FAMILIES = (metaworld, metaworld_multitask, memory_pick_place, tabletop, minecraft, navigation)
 
 REGISTERED: list[str] = []
 for _family in _FAMILIES:

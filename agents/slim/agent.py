@@ -162,14 +162,15 @@ class SLIMAgent(Agent):
         return rollout, obs, skills, running
 
     def _env_rewards(self, infos: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Reach reward 1 - tanh(scale * |ee - object|) and safety reward -(number of safety events), per env."""
+        """Reach reward (1 on contact, else 1 - tanh(scale * |ee - object|)) and safety reward -(number of safety events), per env."""
         reach = np.zeros(len(infos), dtype=np.float32)
         safety = np.zeros(len(infos), dtype=np.float32)
         for i, info in enumerate(infos):
             if "reach" in self.rewards:
                 if "ee_pos" not in info or "object_pos" not in info:
                     raise ConfigError("the reach reward needs info['ee_pos'] and info['object_pos'] (embodied/Tabletop-v0 has them); set agent.weights.reach=0 for this env")
-                reach[i] = 1.0 - np.tanh(self.config.reach_scale * np.linalg.norm(np.asarray(info["ee_pos"]) - np.asarray(info["object_pos"])))
+                touching = bool(info.get("contact", False))  # touching from the side (to push) scores as well as from above
+                reach[i] = 1.0 if touching else 1.0 - np.tanh(self.config.reach_scale * np.linalg.norm(np.asarray(info["ee_pos"]) - np.asarray(info["object_pos"])))
             if "safety" in self.rewards:
                 if self.config.safety_key not in info:
                     raise ConfigError(f"the safety reward needs info['{self.config.safety_key}'] (embodied/Tabletop-v0 has it); set agent.safety_key or agent.weights.safety=0")
@@ -206,7 +207,7 @@ class SLIMAgent(Agent):
                 self.skill_optimizer.zero_grad()
                 loss.backward()
                 self.skill_optimizer.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         if losses:
             self.metrics["losses/skill_model"] = float(np.mean(losses))
 

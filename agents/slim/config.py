@@ -18,6 +18,7 @@ class SLIMConfig(AgentConfig):
     reach=0, safety=0) with `discovery=lsd` or `discovery=diayn`.
     """
 
+    name: str = "slim"
     # --- rewards and critics -------------------------------------------------------
     critics: str = "multi"
     """multi: one critic per reward, advantages normalised per critic, then summed with `weights` (SLIM). single: one critic on the weighted reward sum."""
@@ -28,7 +29,7 @@ class SLIMConfig(AgentConfig):
     discovery_obs: list[int] = field(default_factory=lambda: [6, 7])
     """Observation indices the skills are about (default: the Tabletop object's x, y)."""
     reach_scale: float = 10.0
-    """Reach reward 1 - tanh(reach_scale * |end-effector - object|) from info ee_pos / object_pos."""
+    """Reach reward: 1 while info["contact"], else 1 - tanh(reach_scale * |end-effector - object|) (info ee_pos, object_pos)."""
     safety_key: str = "safety_events"
     """Info key counting the safety events of the step; the safety reward is minus that count."""
     # --- skills --------------------------------------------------------------------
@@ -38,7 +39,7 @@ class SLIMConfig(AgentConfig):
     # --- PPO -----------------------------------------------------------------------
     n_steps: int = 50
     """Env steps per env per rollout (one Tabletop episode)."""
-    n_epochs: int = 10
+    n_epochs: int = 5
     batch_size: int = 400
     learning_rate: float = 3e-4
     gamma: float = 0.99
@@ -48,12 +49,12 @@ class SLIMConfig(AgentConfig):
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     log_std_init: float = -0.5
-    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    net_arch: list[int] = field(default_factory=lambda: [128, 128])
     # --- skill models (phi for LSD, q(z|s) for DIAYN) --------------------------------
     skill_lr: float = 1e-3
-    skill_epochs: int = 5
+    skill_epochs: int = 3
     """Passes of the skill model over each rollout before its rewards are computed."""
-    skill_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    skill_hidden: list[int] = field(default_factory=lambda: [128, 128])
     diayn_std: float = 0.3
     """Std of DIAYN's Gaussian q(z|s) for continuous skills."""
     # --- after training: skill metrics, planner --------------------------------------

@@ -5,7 +5,7 @@ contact and safety events (info keys of embodied/Tabletop-v0); `skill_metrics` t
 those into the report's numbers; `SkillPlanner` predicts each skill's object
 displacement from rollouts of chained random skills and greedily chains skills to push
 the object to a goal. `report` runs all of it after training and writes
-`videos/skills_grid.mp4` and `skills.png`.
+`videos/skills_grid.mp4`, `skills.png` and the per-skill measurements `skills.npz`.
 """
 from __future__ import annotations
 
@@ -66,7 +66,7 @@ def rollout_skills(agent: Any, env: Any, skills: np.ndarray, starts: int, seed: 
 
 def skill_metrics(r: SkillRollouts) -> dict[str, float]:
     """Coverage (occupied 5 cm bins of displacement), spread, contact rate and safety of a set of skill rollouts."""
-    cells = {tuple(c) for c in np.floor(r.displacement / BIN).astype(int)}
+    cells = {tuple(c) for c in np.round(r.displacement / BIN).astype(int)}  # cell 0 is centred on "did not move"
     centred = r.displacement - r.displacement.mean(0)
     return {
         "skills/coverage_bins": float(len(cells)),
@@ -215,6 +215,7 @@ def report(agent: Any, factory: Any, run_dir: Path) -> dict[str, float]:
         rollouts, videos = rollout_skills(agent, env, skills, cfg.report_starts, seed=agent.seed + 2000, record=cfg.video_grid)
         env.close()
         metrics.update(skill_metrics(rollouts))
+        np.savez(run_dir / "skills.npz", skills=rollouts.skills, displacement=rollouts.displacement, contact=rollouts.contact, violation_rate=rollouts.violation_rate, events=rollouts.events)
         plot_displacements(rollouts, run_dir / "skills.png", f"{cfg.critics} critic(s), {cfg.discovery}, {agent.num_steps} steps")
         if videos:
             (run_dir / "videos").mkdir(exist_ok=True)

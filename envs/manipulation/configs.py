@@ -65,3 +65,25 @@ class MemoryPickPlaceConfig(CameraObsConfig):
     def __post_init__(self) -> None:
         if self.cue_steps < 1:
             raise ConfigError(f"env.cue_steps must be >= 1 (the lamp must be lit at least on the reset observation), got {self.cue_steps}")
+
+
+@dataclass
+class TabletopConfig(CameraObsConfig):
+    """`embodied/Tabletop-v0`: push a cube around a finite table (skill discovery, safety events in `info`); every field below is passed to the env."""
+
+    family: str = "tabletop"
+    id: str = "embodied/Tabletop-v0"
+    cameras: list[str] = field(default_factory=lambda: ["front"])
+    """Cameras rendered into pixel observations: front, top."""
+    render_camera: str = "front"
+    """Camera used for videos."""
+    speed_limit: float = 0.5
+    """Hand speed (m/s) above which info["speed_violation"] fires."""
+    goal_in_obs: bool = False
+    """Append the goal xy to the state observation (goal-conditioned RL)."""
+    hand_start: str = "beside"
+    """beside: the hand starts at pushing height 8-12 cm from the cube; above: 0.12 m over the table centre (Fetch-like)."""
+
+    def __post_init__(self) -> None:
+        if self.speed_limit <= 0:
+            raise ConfigError(f"env.speed_limit must be > 0 (m/s), got {self.speed_limit}")

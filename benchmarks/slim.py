@@ -1,0 +1,117 @@
+"""SLIM vs the naive single-critic sum vs pure LSD vs pure DIAYN on embodied/Tabletop-v0.
+
+    python benchmarks/slim.py                          # 4 methods x 3 seeds, 1M env steps each
+    python benchmarks/slim.py --steps 100000 --seeds 0  # a quick look
+
+Each cell is one `embodied-train experiment=<method>_tabletop seed=<s> total_steps=<N>` run
+(complete runs in --out are reused, so it resumes); all methods get the same env steps,
+seeds, PPO settings and networks. After training every run rolls out 64 skills (16 in
+videos/skills_grid.mp4) and runs the skill planner on 50 random push-to-goal tasks (see
+embodied/agents/slim/skills.py). Prints a Markdown table (mean ± 95% CI over seeds), Welch
+t-tests of SLIM against each baseline, writes results.json and skills_by_method.png (final
+object displacement of every skill, per method) into --out, and, last, the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from embodied.evaluation import mean_ci
+
+from common import command_line, train_once
+
+METHODS = {"slim": "slim_tabletop", "sum": "slim_sum_tabletop", "lsd": "lsd_tabletop", "diayn": "diayn_tabletop"}
+LABELS = {"slim": "SLIM (3 critics)", "sum": "single critic, summed rewards", "lsd": "LSD only", "diayn": "DIAYN only"}
+COLUMNS = [  # (metric, header, scale)
+    ("skills/coverage_bins", "coverage (5 cm bins)", 1.0),
+    ("skills/displacement_spread_m", "spread (cm)", 100.0),
+    ("skills/moved_rate", "moved >5 cm (%)", 100.0),
+    ("skills/contact_rate", "contact (%)", 100.0),
+    ("skills/safety_violation_rate", "unsafe steps (%)", 100.0),
+    ("skills/unsafe_episode_rate", "unsafe episodes (%)", 100.0),
+    ("planner/success_rate", "push-to-goal (%)", 100.0),
+]
+
+
+def cell(out: Path, method: str, seed: int, steps: int) -> dict:
+    run_dir = out / f"{method}_s{seed}"
+    summary = train_once(run_dir, [f"experiment={METHODS[method]}", f"seed={seed}", f"total_steps={steps}", "logger=[csv]"])
+    return {"method": method, "seed": seed, "run_dir": str(run_dir), "metrics": summary["metrics"], "train_wall_time_s": summary["train_wall_time_s"]}
+
+
+def plot(out: Path, cells: list[dict], methods: list[str]) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    seed = min(c["seed"] for c in cells)
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods), 3.8), sharex=True, sharey=True, squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        data = np.load(Path(next(c["run_dir"] for c in cells if c["method"] == method and c["seed"] == seed)) / "skills.npz")
+        z, d = data["skills"], data["displacement"] * 100
+        ax.scatter(d[:, 0], d[:, 1], c=np.arctan2(z[:, 1], z[:, 0]) if z.shape[1] >= 2 else z[:, 0], cmap="hsv", s=16, edgecolors="k", linewidths=0.3)
+        ax.set(title=f"{LABELS[method]}\n(seed {seed})", xlabel="object dx (cm)", aspect="equal")
+        ax.axhline(0, color="0.85", lw=0.5)
+        ax.axvline(0, color="0.85", lw=0.5)
+    axes[0][0].set_ylabel("object dy (cm)")
+    fig.suptitle("Final object displacement of 64 skills (colour: skill direction)")
+    fig.tight_layout()
+    path = out / "skills_by_method.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one torch thread each)")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench/slim"))
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    todo = [(m, s) for s in args.seeds for m in args.methods]
+    with ThreadPoolExecutor(args.jobs) as pool:
+        cells = list(pool.map(lambda ms: cell(args.out, ms[0], ms[1], args.steps), todo))
+
+    from scipy import stats
+
+    print(f"\nembodied/Tabletop-v0, {args.steps:,} env steps per run, seeds {args.seeds}: mean ± 95% CI over seeds\n")
+    print("| method | " + " | ".join(h for _, h, _ in COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 1) + "|")
+    table: dict[str, dict[str, list[float]]] = {}
+    for method in args.methods:
+        values = {key: [c["metrics"][key] * scale for c in cells if c["method"] == method] for key, _, scale in COLUMNS}
+        table[method] = values
+        row = []
+        for key, _, _ in COLUMNS:
+            mean, half = mean_ci(values[key])
+            row.append(f"{mean:.1f} ± {half:.1f}")
+        print(f"| {LABELS[method]} | " + " | ".join(row) + " |")
+    tests = {}
+    if "slim" in table and len(args.seeds) > 1:
+        print("\nWelch t-test, SLIM vs each baseline (p-values; 3 seeds make these coarse):")
+        for method in (m for m in args.methods if m != "slim"):
+            tests[method] = {}
+            for key, header, _ in COLUMNS:
+                a, b = table["slim"][key], table[method][key]
+                p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if np.std(a) + np.std(b) > 0 else (0.0 if np.mean(a) != np.mean(b) else 1.0)
+                tests[method][key] = p
+            print(f"  vs {LABELS[method]}: " + ", ".join(f"{h} p={tests[method][k]:.3f}" for k, h, _ in COLUMNS))
+    figure = plot(args.out, cells, args.methods)
+    command = command_line("benchmarks/slim.py", argv)
+    (args.out / "results.json").write_text(json.dumps({"command": command, "steps": args.steps, "seeds": args.seeds, "cells": cells, "welch_p": tests}, indent=1))
+    print(f"\nfigure: {figure}\nvideos: " + ", ".join(f"{c['run_dir']}/videos/skills_grid.mp4" for c in cells if c["seed"] == min(args.seeds)))
+    print(f"command: {command}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
