@@ -103,7 +103,7 @@ def test_misspelt_key_fails_before_writing(tmp_path: Path) -> None:
 
 def test_unknown_group_option_lists_choices(tmp_path: Path) -> None:
     proc = run_cli("embodied.train", "agent=sacc", f"run_dir={tmp_path / 'x'}")
-    assert_one_line_error(proc, "unknown agent 'sacc'", "choose one of: ", "ppo, ptp, sac")
+    assert_one_line_error(proc, "unknown agent 'sacc'", "choose one of: ", "ppo, ptp, sac, slim")
     proc = run_cli("embodied.train", "experiment=nope", f"run_dir={tmp_path / 'x'}")
     assert_one_line_error(proc, "unknown experiment 'nope'", "sac_metaworld_reach")
 

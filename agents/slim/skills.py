@@ -94,7 +94,8 @@ class SkillPlanner:
         self.agent, self.candidates = agent, candidates
         self.rng = np.random.default_rng(seed)
         self.model = mlp([3 + agent.prior.dim, 128, 128, 2], nn.ReLU)
-        self.fit_error = float("nan")
+        self.fit_error = self.spread = float("nan")
+        """Held-out RMSE of the predicted displacement (m), and the RMS spread of the true ones around their mean."""
 
     def _features(self, info: dict[str, Any]) -> np.ndarray:
         return np.asarray(info["object_pos"], dtype=np.float32) - np.asarray(info["ee_pos"], dtype=np.float32)
@@ -108,8 +109,8 @@ class SkillPlanner:
                 return obs, info, True
         return obs, info, False
 
-    def fit(self, env: Any, episodes: int, segments: int, steps: int, seed: int, epochs: int = 300) -> None:
-        """Collect (features, z) -> displacement from `episodes` of `segments` random skills, and fit the model."""
+    def fit(self, env: Any, episodes: int, segments: int, steps: int, seed: int, epochs: int = 1000) -> None:
+        """Collect (features, z) -> displacement from `episodes` of `segments` random skills; fit on 4/5, score on 1/5."""
         x, y = [], []
         for e in range(episodes):
             obs, info = env.reset(seed=seed + e)
@@ -123,13 +124,16 @@ class SkillPlanner:
                 if ended:
                     break
         xs, ys = torch.as_tensor(np.asarray(x), dtype=torch.float32), torch.as_tensor(np.asarray(y), dtype=torch.float32) * 10  # decimetres: O(1) targets
+        held_out = np.arange(len(xs)) % 5 == 4  # every fifth sample scores the fit
         optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         for _ in range(epochs):
-            loss = ((self.model(xs) - ys) ** 2).mean()
+            loss = ((self.model(xs[~held_out]) - ys[~held_out]) ** 2).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-        self.fit_error = float(loss.detach().sqrt()) / 10
+        with torch.no_grad():
+            self.fit_error = float(((self.model(xs[held_out]) - ys[held_out]) ** 2).sum(-1).mean().sqrt()) / 10
+            self.spread = float(((ys[held_out] - ys[held_out].mean(0)) ** 2).sum(-1).mean().sqrt()) / 10
 
     def _sample(self, n: int) -> np.ndarray:
         prior = self.agent.prior
@@ -164,7 +168,7 @@ class SkillPlanner:
                     break
             final.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
             successes.append(final[-1] < SUCCESS_DISTANCE)
-        return {"planner/success_rate": float(np.mean(successes)), "planner/initial_distance_m": float(np.mean(initial)), "planner/final_distance_m": float(np.mean(final)), "planner/model_rmse_m": self.fit_error}
+        return {"planner/success_rate": float(np.mean(successes)), "planner/initial_distance_m": float(np.mean(initial)), "planner/final_distance_m": float(np.mean(final)), "planner/model_rmse_m": self.fit_error, "planner/displacement_rms_m": self.spread}
 
 
 def plot_displacements(r: SkillRollouts, path: Path, title: str) -> Path:
