@@ -257,13 +257,13 @@ def test_skill_metrics_by_hand() -> None:
 def test_planner_picks_the_skill_predicted_to_land_nearest_the_goal() -> None:
     from embodied.agents.slim.skills import SkillPlanner
 
-    class Linear(torch.nn.Module):  # displacement = 0.1 m * z, in the model's decimetres
+    class Linear(torch.nn.Module):  # displacement = 0.1 m * z * duration, in the model's decimetres
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return x[:, 3:5]
+            return x[:, 3:5] * x[:, 5:6]
 
     planner = SkillPlanner(make_agent(), candidates=2048, seed=0)
     planner.model = Linear()
     info = {"object_pos": np.array([0.0, 0.0, 0.025]), "ee_pos": np.array([-0.05, 0.0, 0.03])}
-    z = planner.choose(info, np.array([0.1, -0.05]))
-    assert np.linalg.norm(z * 0.1 - [0.1, -0.05]) < 0.01
+    z, duration = planner.choose(info, np.array([0.1, -0.05]))
+    assert np.linalg.norm(z * 0.1 * duration - [0.1, -0.05]) < 0.01
     assert planner.choose(info, np.array([0.0, 0.0])) is None  # already there: no skill beats staying

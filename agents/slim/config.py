@@ -66,8 +66,8 @@ class SLIMConfig(AgentConfig):
     """Start states (reset seeds) the report skills are spread over."""
     planner_episodes: int = 50
     """Push-to-goal episodes for the planner's success rate after training (0: skip)."""
-    planner_segments: int = 3
-    """Skills the planner may chain in one push-to-goal episode (each runs one training episode's length)."""
+    planner_segments: int = 5
+    """Skills the planner may chain in one push-to-goal episode (each for 0.2, 0.5 or 1 training episode's length)."""
     planner_data_episodes: int = 200
     """Episodes of chained random skills the planner's displacement model is fitted on."""
     planner_candidates: int = 512

@@ -88,12 +88,20 @@ def report_skill_vectors(agent: Any, n: int, seed: int) -> np.ndarray:
 
 
 class SkillPlanner:
-    """Greedy push-to-goal over skills with a learned displacement model f(object - hand, z) -> object xy change."""
+    """Greedy push-to-goal over (skill, duration) pairs with a learned displacement model.
+
+    f(object - hand, z, duration / episode length) -> object xy change is fitted on rollouts
+    of chained random skills run for random durations (`DURATIONS` of a training episode);
+    each planning step scores every sampled skill at every duration and runs the pair whose
+    predicted push lands the object nearest the goal.
+    """
+
+    DURATIONS = (0.2, 0.5, 1.0)
 
     def __init__(self, agent: Any, candidates: int, seed: int) -> None:
         self.agent, self.candidates = agent, candidates
         self.rng = np.random.default_rng(seed)
-        self.model = mlp([3 + agent.prior.dim, 128, 128, 2], nn.ReLU)
+        self.model = mlp([3 + agent.prior.dim + 1, 128, 128, 2], nn.ReLU)
         self.fit_error = self.spread = float("nan")
         """Held-out RMSE of the predicted displacement (m), and the RMS spread of the true ones around their mean."""
 
@@ -110,16 +118,15 @@ class SkillPlanner:
         return obs, info, False
 
     def fit(self, env: Any, episodes: int, segments: int, steps: int, seed: int, epochs: int = 1000) -> None:
-        """Collect (features, z) -> displacement from `episodes` of `segments` random skills; fit on 4/5, score on 1/5."""
+        """Collect (features, z, duration) -> displacement from `episodes` of `segments` random skills; fit on 4/5, score on 1/5."""
         x, y = [], []
         for e in range(episodes):
             obs, info = env.reset(seed=seed + e)
             for _ in range(segments):
-                z = self._sample(1)[0]
-                start = np.asarray(info["object_pos"][:2])
-                features = self._features(info)
-                obs, info, ended = self._run_skill(env, obs, z, steps)
-                x.append(np.concatenate([features, z]))
+                z, fraction = self._sample(1)[0], float(self.rng.choice(self.DURATIONS))
+                start, features = np.asarray(info["object_pos"][:2]), self._features(info)
+                obs, info, ended = self._run_skill(env, obs, z, max(1, round(fraction * steps)))
+                x.append(np.concatenate([features, z, [fraction]]))
                 y.append(np.asarray(info["object_pos"][:2]) - start)
                 if ended:
                     break
@@ -140,14 +147,16 @@ class SkillPlanner:
         return prior.vectors(np.arange(prior.dim)) if prior.kind == "discrete" else prior.sample(self.rng, n)
 
     @torch.no_grad()
-    def choose(self, info: dict[str, Any], goal: np.ndarray) -> np.ndarray | None:
-        """The skill whose predicted push lands the object nearest the goal; None if no skill beats staying."""
+    def choose(self, info: dict[str, Any], goal: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """The (skill, duration fraction) whose predicted push lands the object nearest the goal; None if none beats staying."""
         z = self._sample(self.candidates)
-        features = np.broadcast_to(self._features(info), (len(z), 3))
-        predicted = self.model(torch.as_tensor(np.concatenate([features, z], 1), dtype=torch.float32)).numpy() / 10
-        distance = np.linalg.norm(np.asarray(info["object_pos"][:2]) + predicted - goal, axis=1)
+        pairs = np.concatenate([np.repeat(z, len(self.DURATIONS), 0), np.tile(np.asarray(self.DURATIONS, dtype=np.float32)[:, None], (len(z), 1))], 1)
+        features = np.broadcast_to(self._features(info), (len(pairs), 3))
+        predicted = self.model(torch.as_tensor(np.concatenate([features, pairs], 1), dtype=torch.float32)).numpy() / 10
+        here = np.asarray(info["object_pos"][:2])
+        distance = np.linalg.norm(here + predicted - goal, axis=1)
         best = int(distance.argmin())
-        return z[best] if distance[best] < np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal) else None
+        return (pairs[best, :-1], float(pairs[best, -1])) if distance[best] < np.linalg.norm(here - goal) else None
 
     def evaluate(self, env: Any, episodes: int, segments: int, steps: int, seed: int) -> dict[str, float]:
         """Push-to-goal on random goals 5-20 cm from the object: success (< 5 cm at the end) and distances."""
@@ -160,15 +169,16 @@ class SkillPlanner:
             obs, info = env.reset(seed=seed + e, options={"goal": goal.tolist()})
             initial.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
             for _ in range(segments):
-                z = self.choose(info, goal)
-                if z is None:
+                choice = self.choose(info, goal)
+                if choice is None:
                     break
-                obs, info, ended = self._run_skill(env, obs, z, steps)
+                obs, info, ended = self._run_skill(env, obs, choice[0], max(1, round(choice[1] * steps)))
                 if ended:
                     break
             final.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
             successes.append(final[-1] < SUCCESS_DISTANCE)
-        return {"planner/success_rate": float(np.mean(successes)), "planner/initial_distance_m": float(np.mean(initial)), "planner/final_distance_m": float(np.mean(final)), "planner/model_rmse_m": self.fit_error, "planner/displacement_rms_m": self.spread}
+        return {"planner/success_rate": float(np.mean(successes)), "planner/initial_distance_m": float(np.mean(initial)), "planner/final_distance_m": float(np.mean(final)),
+                "planner/model_rmse_m": self.fit_error, "planner/displacement_rms_m": self.spread}
 
 
 def plot_displacements(r: SkillRollouts, path: Path, title: str) -> Path:
