@@ -76,11 +76,11 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.errors import ConfigError
-from embodied.rendering import Cameras, camera_observation_space
+from embodied.envs.manipulation.scene import OBS_MODES, SceneEnv  # noqa: F401  (OBS_MODES: part of this module's interface)
+from embodied.rendering import camera_observation_space
 
 ENV_ID = "embodied/MemoryPickPlace-v0"
 CAMERAS = ("front", "top")
-OBS_MODES = ("state", "pixels", "state+pixels")
 RESET_OPTIONS = ("target",)
 TARGETS = ("left", "right")
 
@@ -166,15 +166,10 @@ def _scene_xml(offheight: int, offwidth: int) -> str:
 </mujoco>"""
 
 
-def _size(value: Sequence[int], name: str) -> tuple[int, int]:
-    """(height, width) as two positive ints, or a one-line ConfigError."""
-    if not hasattr(value, "__len__") or len(value) != 2 or min(int(v) for v in value) <= 0:
-        raise ConfigError(f"{name} must be two positive integers (height, width), got {value!r}")
-    return int(value[0]), int(value[1])
-
-
-class MemoryPickPlaceEnv(gym.Env):
+class MemoryPickPlaceEnv(SceneEnv):
     """Put the cube on the pad the cue lamp showed at the start; see the module docstring."""
+
+    NAME, CAMERAS = "MemoryPickPlace", CAMERAS
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": round(1 / (TIMESTEP * SUBSTEPS))}
 
@@ -198,32 +193,11 @@ class MemoryPickPlaceEnv(gym.Env):
             render_camera: camera used by `render()`.
             cue_steps: observations (from the reset one on) during which the lamp shows the target.
         """
-        if obs_mode not in OBS_MODES:
-            raise ConfigError(f"unknown obs_mode '{obs_mode}'; choose one of: {', '.join(OBS_MODES)}")
-        if isinstance(cameras, str):
-            cameras = (cameras,)
-        for cam in (*cameras, render_camera):
-            if cam not in CAMERAS:
-                raise ConfigError(f"unknown MemoryPickPlace camera '{cam}'; choose from: {', '.join(CAMERAS)}")
-        if obs_mode != "state" and not cameras:
-            raise ConfigError(f"obs_mode '{obs_mode}' needs at least one camera; choose from: {', '.join(CAMERAS)}")
-        if render_mode not in (None, "rgb_array"):
-            raise ConfigError(f"unsupported render_mode '{render_mode}'; use 'rgb_array' or leave it unset")
         if int(cue_steps) != cue_steps or int(cue_steps) < 1:
             raise ConfigError(f"cue_steps must be an integer >= 1 (the lamp must be lit at least on the reset observation), got {cue_steps!r}")
-        self.obs_mode = obs_mode
-        self.cameras = tuple(cameras) if obs_mode != "state" else ()
-        self.image_size = _size(image_size, "image_size")
-        self.render_mode = render_mode
-        self.render_size = _size(render_size, "render_size")
-        self.render_camera = render_camera
+        self.setup_scene(_scene_xml, obs_mode, cameras, image_size, render_mode, render_size, render_camera)
         self.cue_steps = int(cue_steps)
 
-        height = max(self.image_size[0], self.render_size[0])
-        width = max(self.image_size[1], self.render_size[1])
-        self.model = mujoco.MjModel.from_xml_string(_scene_xml(height, width))
-        self.data = mujoco.MjData(self.model)
-        self._cameras = Cameras()
         model = self.model
         self._hand_qpos = np.array([model.jnt_qposadr[model.joint(f"hand_{a}").id] for a in "xyz"])
         self._finger_qpos = np.array([model.jnt_qposadr[model.joint(f"finger_{s}").id] for s in ("left", "right")])
@@ -281,14 +255,6 @@ class MemoryPickPlaceEnv(gym.Env):
         info = self._info()
         return self._observation(), float(info["success"]), False, False, info
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        return self.camera_image(self.render_camera, self.render_size)
-
-    def close(self) -> None:
-        self._cameras.close()
-
     # --- extras --------------------------------------------------------------------
     @property
     def cue_visible(self) -> bool:
@@ -330,10 +296,6 @@ class MemoryPickPlaceEnv(gym.Env):
         """The expert's phase now: approach, regrasp, descend, close, lift, carry, lower, release or retreat."""
         return self._expert_plan(self.target if pad is None else pad)[1]
 
-    def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
-        """Render `camera` at (height, width) as an HxWx3 uint8 image."""
-        return self._cameras.render(self.model, self.data, camera, size)
-
     # --- pieces --------------------------------------------------------------------
     def _update_lamp(self) -> None:
         colour = ("red", "blue")[self.target] if self.cue_visible else "off"
@@ -361,13 +323,6 @@ class MemoryPickPlaceEnv(gym.Env):
             cue[self.target] = 1.0
         state = np.concatenate([hand, [self.finger_opening], cube, cube - hand, cue]).astype(np.float32)
         return np.clip(state, self._state_space.low, self._state_space.high, out=state)
-
-    def _observation(self):
-        if self.obs_mode == "state":
-            return self._state()
-        obs = {"state": self._state()} if self.obs_mode == "state+pixels" else {}
-        obs.update({cam: self.camera_image(cam, self.image_size) for cam in self.cameras})
-        return obs
 
     def _expert_plan(self, pad: int) -> tuple[np.ndarray, str]:
         """(action, phase): a stateless rule on the current state, so noise and slips are corrected."""

@@ -90,11 +90,11 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.errors import ConfigError
-from embodied.rendering import Cameras, camera_observation_space
+from embodied.envs.manipulation.scene import OBS_MODES, SceneEnv  # noqa: F401  (OBS_MODES: part of this module's interface)
+from embodied.rendering import camera_observation_space
 
 ENV_ID = "embodied/Tabletop-v0"
 CAMERAS = ("front", "top")
-OBS_MODES = ("state", "pixels", "state+pixels")
 RESET_OPTIONS = ("object_pos", "hand_pos", "goal")
 
 TIMESTEP, SUBSTEPS = 0.005, 10  # one env step = 50 ms: 20 Hz control
@@ -187,13 +187,6 @@ def _scene_xml(offheight: int, offwidth: int) -> str:
 </mujoco>"""
 
 
-def _size(value: Sequence[int], name: str) -> tuple[int, int]:
-    """(height, width) as two positive ints, or a one-line ConfigError."""
-    if not hasattr(value, "__len__") or len(value) != 2 or min(int(v) for v in value) <= 0:
-        raise ConfigError(f"{name} must be two positive integers (height, width), got {value!r}")
-    return int(value[0]), int(value[1])
-
-
 def _option(options: dict[str, Any], name: str, length: int) -> np.ndarray:
     """Reset option `name` as `length` finite floats, or a one-line ConfigError."""
     value = options[name]
@@ -206,8 +199,10 @@ def _option(options: dict[str, Any], name: str, length: int) -> np.ndarray:
     return array
 
 
-class TabletopEnv(gym.Env):
+class TabletopEnv(SceneEnv):
     """Push a cube around a finite table with a one-finger gantry hand; see the module docstring."""
+
+    NAME, CAMERAS = "Tabletop", CAMERAS
 
     metadata = {
         "render_modes": ["rgb_array"],
@@ -242,33 +237,12 @@ class TabletopEnv(gym.Env):
         if hand_start not in HAND_STARTS:
             raise ConfigError(f"unknown hand_start '{hand_start}'; choose one of: {', '.join(HAND_STARTS)}")
         self.hand_start = hand_start
-        if obs_mode not in OBS_MODES:
-            raise ConfigError(f"unknown obs_mode '{obs_mode}'; choose one of: {', '.join(OBS_MODES)}")
-        if isinstance(cameras, str):
-            cameras = (cameras,)
-        for cam in (*cameras, render_camera):
-            if cam not in CAMERAS:
-                raise ConfigError(f"unknown Tabletop camera '{cam}'; choose from: {', '.join(CAMERAS)}")
-        if obs_mode != "state" and not cameras:
-            raise ConfigError(f"obs_mode '{obs_mode}' needs at least one camera; choose from: {', '.join(CAMERAS)}")
-        if render_mode not in (None, "rgb_array"):
-            raise ConfigError(f"unsupported render_mode '{render_mode}'; use 'rgb_array' or leave it unset")
+        self.setup_scene(_scene_xml, obs_mode, cameras, image_size, render_mode, render_size, render_camera)
         if isinstance(speed_limit, bool) or not isinstance(speed_limit, (int, float)) or not np.isfinite(speed_limit) or speed_limit <= 0:
             raise ConfigError(f"speed_limit must be a positive number of m/s, got {speed_limit!r}")
-        self.obs_mode = obs_mode
-        self.cameras = tuple(cameras) if obs_mode != "state" else ()
-        self.image_size = _size(image_size, "image_size")
-        self.render_mode = render_mode
-        self.render_size = _size(render_size, "render_size")
-        self.render_camera = render_camera
         self.speed_limit = float(speed_limit)
         self.goal_in_obs = bool(goal_in_obs)
 
-        height = max(self.image_size[0], self.render_size[0])
-        width = max(self.image_size[1], self.render_size[1])
-        self.model = mujoco.MjModel.from_xml_string(_scene_xml(height, width))
-        self.data = mujoco.MjData(self.model)
-        self._cameras = Cameras()
         model = self.model
         self._hand_qpos = np.array([model.jnt_qposadr[model.joint(f"hand_{a}").id] for a in "xyz"])
         self._hand_qvel = np.array([model.jnt_dofadr[model.joint(f"hand_{a}").id] for a in "xyz"])
@@ -342,14 +316,6 @@ class TabletopEnv(gym.Env):
         info = self._info()
         return self._observation(), -info["goal_distance"], False, False, info
 
-    def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        return self.camera_image(self.render_camera, self.render_size)
-
-    def close(self) -> None:
-        self._cameras.close()
-
     # --- extras --------------------------------------------------------------------
     @property
     def hand_pos(self) -> np.ndarray:
@@ -372,10 +338,6 @@ class TabletopEnv(gym.Env):
     @property
     def object_vel(self) -> np.ndarray:
         return self.data.qvel[self._cube_qvel : self._cube_qvel + 3].copy()
-
-    def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
-        """Render `camera` at (height, width) as an HxWx3 uint8 image."""
-        return self._cameras.render(self.model, self.data, camera, size)
 
     # --- pieces --------------------------------------------------------------------
     def _finger_contacts(self) -> tuple[bool, bool]:
@@ -429,14 +391,6 @@ class TabletopEnv(gym.Env):
             parts.append(self.goal)
         state = np.concatenate(parts).astype(np.float32)
         return np.clip(state, self._state_space.low, self._state_space.high, out=state)
-
-    def _observation(self):
-        if self.obs_mode == "state":
-            return self._state()
-        obs = {"state": self._state()} if self.obs_mode == "state+pixels" else {}
-        obs.update({cam: self.camera_image(cam, self.image_size) for cam in self.cameras})
-        return obs
-
 
 def register(max_episode_steps: int = 50) -> list[str]:
     """Register `embodied/Tabletop-v0` (50-step cap)."""

@@ -1,0 +1,82 @@
+"""The frame our own MuJoCo manipulation scenes share (MemoryPickPlace, Tabletop).
+
+`SceneEnv.setup_scene` checks the observation and video options (one-line
+ConfigErrors), builds the model from the subclass's MJCF and an offscreen camera
+cache; `render`, `close`, `camera_image` and the state / pixels / state+pixels
+observation follow from them. A subclass adds its task: `CAMERAS`, `NAME`, `_state()`,
+`reset` and `step`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from embodied.errors import ConfigError
+from embodied.rendering import Cameras
+
+OBS_MODES = ("state", "pixels", "state+pixels")
+
+
+def image_size(value: Sequence[int], name: str) -> tuple[int, int]:
+    """(height, width) as two positive ints, or a one-line ConfigError."""
+    if not hasattr(value, "__len__") or len(value) != 2 or min(int(v) for v in value) <= 0:
+        raise ConfigError(f"{name} must be two positive integers (height, width), got {value!r}")
+    return int(value[0]), int(value[1])
+
+
+class SceneEnv(gym.Env):
+    """A MuJoCo scene built from MJCF with named cameras; see the module docstring."""
+
+    NAME = "scene"
+    CAMERAS: tuple[str, ...] = ()
+
+    def setup_scene(self, scene_xml: Callable[[int, int], str], obs_mode: str, cameras: Sequence[str], size: Sequence[int],
+                    render_mode: str | None, render_size: Sequence[int], render_camera: str) -> None:
+        """Check the options, then build `self.model`, `self.data` and the camera cache."""
+        if obs_mode not in OBS_MODES:
+            raise ConfigError(f"unknown obs_mode '{obs_mode}'; choose one of: {', '.join(OBS_MODES)}")
+        if isinstance(cameras, str):
+            cameras = (cameras,)
+        for cam in (*cameras, render_camera):
+            if cam not in self.CAMERAS:
+                raise ConfigError(f"unknown {self.NAME} camera '{cam}'; choose from: {', '.join(self.CAMERAS)}")
+        if obs_mode != "state" and not cameras:
+            raise ConfigError(f"obs_mode '{obs_mode}' needs at least one camera; choose from: {', '.join(self.CAMERAS)}")
+        if render_mode not in (None, "rgb_array"):
+            raise ConfigError(f"unsupported render_mode '{render_mode}'; use 'rgb_array' or leave it unset")
+        self.obs_mode = obs_mode
+        self.cameras = tuple(cameras) if obs_mode != "state" else ()
+        self.image_size = image_size(size, "image_size")
+        self.render_mode = render_mode
+        self.render_size = image_size(render_size, "render_size")
+        self.render_camera = render_camera
+        height = max(self.image_size[0], self.render_size[0])
+        width = max(self.image_size[1], self.render_size[1])
+        self.model = mujoco.MjModel.from_xml_string(scene_xml(height, width))
+        self.data = mujoco.MjData(self.model)
+        self._cameras = Cameras()
+
+    def _state(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self.camera_image(self.render_camera, self.render_size)
+
+    def close(self) -> None:
+        self._cameras.close()
+
+    def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
+        """Render `camera` at (height, width) as an HxWx3 uint8 image."""
+        return self._cameras.render(self.model, self.data, camera, size)
+
+    def _observation(self):
+        if self.obs_mode == "state":
+            return self._state()
+        obs = {"state": self._state()} if self.obs_mode == "state+pixels" else {}
+        obs.update({cam: self.camera_image(cam, self.image_size) for cam in self.cameras})
+        return obs
