@@ -131,3 +131,29 @@ def load_checkpoint(path: Path, agent: Any, restore_rng: bool = True) -> dict[st
         rng.update(load_file(str(Path(path) / RNG_FILE)))
         set_rng_state(rng)
     return state
+
+
+def write_agent_files(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], state: dict[str, Any]) -> None:
+    """An agent's part of a checkpoint: weights (model.safetensors), what it is (config.json), training state (train_state.*)."""
+    from embodied.tensor_state import save_state
+
+    directory = Path(directory)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(directory / "model.safetensors"))
+    (directory / "config.json").write_text(json.dumps(meta, indent=1, default=list))
+    save_state(state, directory, "train_state")
+
+
+def read_agent_files(directory: Path, agent_name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+    """(meta, tensors, state) written by `write_agent_files`; CheckpointError if unreadable or another agent's."""
+    from embodied.tensor_state import load_state
+
+    directory = Path(directory)
+    try:
+        meta = json.loads((directory / "config.json").read_text())
+        tensors = load_file(str(directory / "model.safetensors"))
+        state = load_state(directory, "train_state")
+    except (OSError, json.JSONDecodeError, ValueError) as err:
+        raise CheckpointError(f"cannot read checkpoint '{directory}': {' '.join(str(err).split())[:160]}") from None
+    if meta.get("agent") != agent_name:
+        raise CheckpointError(f"checkpoint '{directory}' holds agent '{meta.get('agent')}', not '{agent_name}'")
+    return meta, tensors, state

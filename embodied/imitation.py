@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -27,7 +26,6 @@ from torch import nn
 from embodied.agent import Agent, TrainHooks
 from embodied.config import AgentConfig
 from embodied.errors import CheckpointError, ConfigError, DatasetError
-from embodied.tensor_state import load_state, save_state
 
 NORMALIZER_PREFIX = "normalizer."
 
@@ -282,33 +280,20 @@ class ImitationAgent(Agent):
 
     # --- checkpoints ----------------------------------------------------------------
     def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file
+        from embodied.checkpoint import write_agent_files
 
         if self.normalizer is None:
             raise CheckpointError("nothing to save: the agent has not seen a dataset yet (train it or load a checkpoint)")
-        directory = Path(directory)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        tensors.update(self.normalizer.state_dict(NORMALIZER_PREFIX))
-        save_file(tensors, str(directory / "model.safetensors"))
+        tensors = {**self.model.state_dict(), **self.normalizer.state_dict(NORMALIZER_PREFIX)}
         meta = {"agent": self.config.name, "config": dataclasses.asdict(self.config), "obs_shapes": self.obs_shapes, "action_dim": self.action_dim, "dataset": self.dataset_info, "num_steps": self.num_steps}
-        (directory / "config.json").write_text(json.dumps(meta, indent=1, default=list))
         state = {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(), "num_steps": self.num_steps, "total_steps": self.total_steps, "final_metrics": self.final_metrics, "split": list(self.split or ([], []))}
-        save_state(state, directory, "train_state")
+        write_agent_files(directory, tensors, meta, state)
 
     def load(self, directory: Path) -> None:
-        from safetensors.torch import load_file
-
+        from embodied.checkpoint import read_agent_files
         from embodied.data import Normalizer
 
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / "config.json").read_text())
-            tensors = load_file(str(directory / "model.safetensors"))
-            state = load_state(directory, "train_state")
-        except (OSError, json.JSONDecodeError, ValueError) as err:
-            raise CheckpointError(f"cannot read checkpoint '{directory}': {' '.join(str(err).split())[:160]}") from None
-        if meta.get("agent") != self.config.name:
-            raise CheckpointError(f"checkpoint '{directory}' holds agent '{meta.get('agent')}', not '{self.config.name}'")
+        meta, tensors, state = read_agent_files(directory, self.config.name)
         if {k: tuple(v) for k, v in meta["obs_shapes"].items()} != self.obs_shapes or meta["action_dim"] != self.action_dim:
             raise CheckpointError(f"checkpoint '{directory}' was trained on observations {meta['obs_shapes']} and {meta['action_dim']}-d actions; this env gives {self.obs_shapes} and {self.action_dim}-d")
         weights = {k: v for k, v in tensors.items() if not k.startswith(NORMALIZER_PREFIX)}

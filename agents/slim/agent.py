@@ -20,7 +20,6 @@ every iteration), and PPO is fast per env step on a CPU. The multi-critic part
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from embodied.agents.slim.critics import combine_advantages, gae, sum_rewards
 from embodied.agents.slim.discovery import DIAYN, LSD, SkillPrior
 from embodied.agents.slim.model import SkillPolicy
 from embodied.errors import CheckpointError, ConfigError
-from embodied.tensor_state import load_state, save_state
 
 
 @dataclass
@@ -268,29 +266,18 @@ class SLIMAgent(Agent):
         return {"policy": self.policy, **({"skill_model": self.skill_model} if self.skill_model is not None else {})}
 
     def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file
+        from embodied.checkpoint import write_agent_files
 
-        directory = Path(directory)
-        tensors = {f"{name}.{k}": v.detach().cpu().contiguous() for name, module in self._modules().items() for k, v in module.state_dict().items()}
-        save_file(tensors, str(directory / "model.safetensors"))
+        tensors = {f"{name}.{k}": v for name, module in self._modules().items() for k, v in module.state_dict().items()}
         meta = {"agent": self.config.name, "config": dataclasses.asdict(self.config), "obs_dim": self.obs_dim, "action_dim": self.action_dim, "num_steps": self.num_steps}
-        (directory / "config.json").write_text(json.dumps(meta, indent=1))
         optimizers = {"policy": self.optimizer.state_dict(), **({"skill_model": self.skill_optimizer.state_dict()} if self.skill_optimizer else {})}
         state = {"optimizers": optimizers, "rng": self.rng.bit_generator.state, "generator": self.generator.get_state(), "num_steps": self.num_steps, "final_metrics": self.final_metrics}
-        save_state(state, directory, "train_state")
+        write_agent_files(directory, tensors, meta, state)
 
     def load(self, directory: Path) -> None:
-        from safetensors.torch import load_file
+        from embodied.checkpoint import read_agent_files
 
-        directory = Path(directory)
-        try:
-            meta = json.loads((directory / "config.json").read_text())
-            tensors = load_file(str(directory / "model.safetensors"))
-            state = load_state(directory, "train_state")
-        except (OSError, json.JSONDecodeError, ValueError) as err:
-            raise CheckpointError(f"cannot read checkpoint '{directory}': {' '.join(str(err).split())[:160]}") from None
-        if meta.get("agent") != self.config.name:
-            raise CheckpointError(f"checkpoint '{directory}' holds agent '{meta.get('agent')}', not '{self.config.name}'")
+        meta, tensors, state = read_agent_files(directory, self.config.name)
         if (meta["obs_dim"], meta["action_dim"]) != (self.obs_dim, self.action_dim):
             raise CheckpointError(f"checkpoint '{directory}' was trained on {meta['obs_dim']}-d observations and {meta['action_dim']}-d actions; this env gives {self.obs_dim} and {self.action_dim}")
         for name, module in self._modules().items():
