@@ -76,7 +76,7 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.errors import ConfigError
-from embodied.envs.manipulation.scene import OBS_MODES, SceneEnv  # noqa: F401  (OBS_MODES: part of this module's interface)
+from embodied.envs.manipulation.scene import OBS_MODES, OVERHEAD_LIGHT, SceneEnv, visual_xml  # noqa: F401  (OBS_MODES: part of this module's interface)
 from embodied.rendering import camera_observation_space
 
 ENV_ID = "embodied/MemoryPickPlace-v0"
@@ -124,13 +124,9 @@ def _scene_xml(offheight: int, offwidth: int) -> str:
 <mujoco model="memory_pick_place">
   <option timestep="{TIMESTEP}" integrator="implicitfast"/>
   <default><geom solref="0.01 1" solimp="0.95 0.99 0.001"/></default>
-  <visual>
-    <global offwidth="{offwidth}" offheight="{offheight}"/>
-    <quality shadowsize="0" numslices="16" numstacks="8"/>
-    <headlight ambient="0.4 0.4 0.4" diffuse="0.5 0.5 0.5" specular="0 0 0"/>
-  </visual>
+{visual_xml(offheight, offwidth)}
   <worldbody>
-    <light pos="0 0 1.5" dir="0 0 -1" directional="true" diffuse="0.4 0.4 0.4" specular="0 0 0" castshadow="false"/>
+    {OVERHEAD_LIGHT}
     <camera name="front" pos="-0.5 0 0.42" xyaxes="0 -1 0 0.537 0 0.844" fovy="45"/>
     <camera name="top" pos="0.02 0 1.0" xyaxes="0 -1 0 1 0 0" orthographic="true" fovy="0.62"/>
     <geom name="table" type="plane" size="0.32 0.32 0.05" rgba="0.75 0.68 0.58 1"/>

@@ -18,6 +18,17 @@ from embodied.errors import ConfigError
 from embodied.rendering import Cameras
 
 OBS_MODES = ("state", "pixels", "state+pixels")
+OVERHEAD_LIGHT = '<light pos="0 0 1.5" dir="0 0 -1" directional="true" diffuse="0.4 0.4 0.4" specular="0 0 0" castshadow="false"/>'
+"""The scenes' one light: straight down, no shadows (cheap to render on OSMesa)."""
+
+
+def visual_xml(offheight: int, offwidth: int) -> str:
+    """The scenes' MJCF <visual> block: an offscreen buffer of the given size, no shadows, a soft headlight."""
+    return f"""  <visual>
+    <global offwidth="{offwidth}" offheight="{offheight}"/>
+    <quality shadowsize="0" numslices="16" numstacks="8"/>
+    <headlight ambient="0.4 0.4 0.4" diffuse="0.5 0.5 0.5" specular="0 0 0"/>
+  </visual>"""
 
 
 def image_size(value: Sequence[int], name: str) -> tuple[int, int]:

@@ -90,7 +90,7 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.errors import ConfigError
-from embodied.envs.manipulation.scene import OBS_MODES, SceneEnv  # noqa: F401  (OBS_MODES: part of this module's interface)
+from embodied.envs.manipulation.scene import OBS_MODES, OVERHEAD_LIGHT, SceneEnv, visual_xml  # noqa: F401  (OBS_MODES: part of this module's interface)
 from embodied.rendering import camera_observation_space
 
 ENV_ID = "embodied/Tabletop-v0"
@@ -153,13 +153,9 @@ def _scene_xml(offheight: int, offwidth: int) -> str:
 <mujoco model="tabletop">
   <option timestep="{TIMESTEP}" integrator="implicitfast"/>
   <default><geom solref="0.02 1" solimp="0.95 0.99 0.001" friction="0.5 0.005 0.0001"/></default>
-  <visual>
-    <global offwidth="{offwidth}" offheight="{offheight}"/>
-    <quality shadowsize="0" numslices="16" numstacks="8"/>
-    <headlight ambient="0.4 0.4 0.4" diffuse="0.5 0.5 0.5" specular="0 0 0"/>
-  </visual>
+{visual_xml(offheight, offwidth)}
   <worldbody>
-    <light pos="0 0 1.5" dir="0 0 -1" directional="true" diffuse="0.4 0.4 0.4" specular="0 0 0" castshadow="false"/>
+    {OVERHEAD_LIGHT}
     <camera name="front" pos="-1.1 0 1.2" xyaxes="0 -1 0 0.737 0 0.676" fovy="48"/>
     <camera name="top" pos="0 0 1.0" xyaxes="0 -1 0 1 0 0" orthographic="true" fovy="1.0"/>
     <geom name="floor" type="plane" pos="0 0 {FLOOR_Z}" size="4 4 0.05" rgba="0.45 0.47 0.5 1"/>
