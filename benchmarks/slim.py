@@ -1,13 +1,13 @@
 """SLIM vs the naive single-critic sum vs pure LSD vs pure DIAYN on embodied/Tabletop-v0.
 
-    python benchmarks/slim.py                          # 4 methods x 3 seeds, 1M env steps each
+    python benchmarks/slim.py                          # 5 methods x 3 seeds, 1M env steps each
     python benchmarks/slim.py --steps 100000 --seeds 0  # a quick look
 
 Each cell is one `embodied-train experiment=<method>_tabletop seed=<s> total_steps=<N>` run
 (complete runs in --out are reused, so it resumes); all methods get the same env steps,
 seeds, PPO settings and networks. After training every run rolls out 64 skills (16 in
-videos/skills_grid.mp4) and runs the skill planner on 50 random push-to-goal tasks (see
-embodied/agents/slim/skills.py). Prints a Markdown table (mean ± 95% CI over seeds), Welch
+videos/skills_grid.mp4) and runs both skill planners, the learned-model one and the
+simulator-search one, on 50 random push-to-goal tasks (see embodied/agents/slim/skills.py). Prints a Markdown table (mean ± 95% CI over seeds), Welch
 t-tests of SLIM against each baseline, writes results.json and skills_by_method.png (final
 object displacement of every skill, per method) into --out, and, last, the command line.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,10 +24,16 @@ import numpy as np
 
 from embodied.evaluation import mean_ci
 
-from common import command_line, train_once
+from common import command_line, train_once, trained_agent
 
-METHODS = {"slim": "slim_tabletop", "sum": "slim_sum_tabletop", "lsd": "lsd_tabletop", "diayn": "diayn_tabletop"}
-LABELS = {"slim": "SLIM (3 critics)", "sum": "single critic, summed rewards", "lsd": "LSD only", "diayn": "DIAYN only"}
+METHODS = {  # name: the experiment and its overrides
+    "slim": ["experiment=slim_tabletop"],
+    "slim_safe": ["experiment=slim_tabletop", "agent.weights.safety=3.0"],
+    "sum": ["experiment=slim_sum_tabletop"],
+    "lsd": ["experiment=lsd_tabletop"],
+    "diayn": ["experiment=diayn_tabletop"],
+}
+LABELS = {"slim": "SLIM, weights 3/1/1", "slim_safe": "SLIM, weights 3/1/3", "sum": "single critic on the 3/1/1 sum", "lsd": "LSD only", "diayn": "DIAYN only"}
 COLUMNS = [  # (metric, header, scale)
     ("skills/coverage_bins", "coverage (5 cm bins)", 1.0),
     ("skills/displacement_spread_m", "spread (cm)", 100.0),
@@ -34,14 +41,39 @@ COLUMNS = [  # (metric, header, scale)
     ("skills/contact_rate", "contact (%)", 100.0),
     ("skills/safety_violation_rate", "unsafe steps (%)", 100.0),
     ("skills/unsafe_episode_rate", "unsafe episodes (%)", 100.0),
-    ("planner/success_rate", "push-to-goal (%)", 100.0),
+    ("planner/success_rate", "push-to-goal, model planner (%)", 100.0),
+    ("search_planner/success_rate", "push-to-goal, search planner (%)", 100.0),
 ]
 
 
 def cell(out: Path, method: str, seed: int, steps: int) -> dict:
     run_dir = out / f"{method}_s{seed}"
-    summary = train_once(run_dir, [f"experiment={METHODS[method]}", f"seed={seed}", f"total_steps={steps}", "logger=[csv]"])
-    return {"method": method, "seed": seed, "run_dir": str(run_dir), "metrics": summary["metrics"], "train_wall_time_s": summary["train_wall_time_s"]}
+    summary = train_once(run_dir, [*METHODS[method], f"seed={seed}", f"total_steps={steps}", "logger=[csv]"])
+    metrics = dict(summary["metrics"])
+    if "search_planner/success_rate" not in metrics:  # runs trained before the search planner existed: score their checkpoint
+        metrics.update(search_metrics(run_dir))
+    return {"method": method, "seed": seed, "run_dir": str(run_dir), "metrics": metrics, "train_wall_time_s": summary["train_wall_time_s"]}
+
+
+def search_metrics(run_dir: Path) -> dict[str, float]:
+    """The simulator-search planner on the run's last checkpoint, with the settings `final_report` uses (cached in search.json)."""
+    cache = run_dir / "search.json"
+    if not cache.exists():
+        args = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import slim; slim._search_to_file({str(run_dir)!r})"]
+        subprocess.run(args, check=True, capture_output=True)
+    return json.loads(cache.read_text())
+
+
+def _search_to_file(run_dir: str) -> None:
+    from embodied.agents.slim.skills import SearchPlanner, _episode_length, _planner_env
+    from embodied.envs.factory import EnvFactory
+
+    config, _, agent = trained_agent(Path(run_dir))
+    factory = EnvFactory(config.env, seed=config.seed)
+    cfg = agent.config
+    env = _planner_env(factory, cfg.planner_segments)
+    result = SearchPlanner(agent, cfg.search_candidates, seed=agent.seed).evaluate(env, cfg.planner_episodes, cfg.planner_segments, _episode_length(factory), seed=agent.seed + 4000)
+    (Path(run_dir) / "search.json").write_text(json.dumps(result))
 
 
 def plot(out: Path, cells: list[dict], methods: list[str]) -> Path:
@@ -72,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="weights are discovery/reach/safety")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one torch thread each)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/slim"))
     args = parser.parse_args(argv)
@@ -97,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {LABELS[method]} | " + " | ".join(row) + " |")
     tests = {}
     if "slim" in table and len(args.seeds) > 1:
-        print("\nWelch t-test, SLIM vs each baseline (p-values; 3 seeds make these coarse):")
+        print("\nWelch t-test, SLIM 3/1/1 vs each other row (p-values; 3 seeds make these coarse):")
         for method in (m for m in args.methods if m != "slim"):
             tests[method] = {}
             for key, header, _ in COLUMNS:

@@ -267,3 +267,25 @@ def test_planner_picks_the_skill_predicted_to_land_nearest_the_goal() -> None:
     z, duration = planner.choose(info, np.array([0.1, -0.05]))
     assert np.linalg.norm(z * 0.1 * duration - [0.1, -0.05]) < 0.01
     assert planner.choose(info, np.array([0.0, 0.0])) is None  # already there: no skill beats staying
+
+
+def test_search_planner_tries_skills_in_the_simulator_and_restores_it() -> None:
+    from embodied.agents.slim.skills import SearchPlanner
+    from embodied.envs.manipulation.tabletop import TabletopEnv
+
+    class MoveAlongSkill:  # a stand-in policy: the hand moves along the skill's direction at half speed
+        prior = SkillPrior("continuous", 2, centred=True)
+
+        def set_skill(self, z: np.ndarray) -> None:
+            self.z = np.asarray(z) / (np.linalg.norm(z) + 1e-9)
+
+        def act(self, obs: np.ndarray) -> np.ndarray:
+            return np.array([*0.5 * self.z, 0.0], dtype=np.float32)
+
+    env = TabletopEnv()
+    obs, info = env.reset(seed=0, options={"object_pos": [0.0, 0.0], "hand_pos": [-0.06, 0.0, 0.025], "goal": [0.12, 0.0]})
+    saved = env.sim_state()
+    z, steps = SearchPlanner(MoveAlongSkill(), candidates=64, seed=0).choose(env, obs, info, np.array([0.12, 0.0]), steps=50)
+    assert z[0] / np.linalg.norm(z) > 0.9 and steps in (10, 25, 50)  # push along +x, toward the goal
+    after = env.sim_state()
+    assert all(np.array_equal(saved[k], after[k]) for k in ("qpos", "qvel", "hand_target", "goal"))

@@ -21,7 +21,7 @@ def test_tiny_slim_run_writes_everything_and_resumes(tmp_path: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["agent"] == "slim" and summary["steps"] == 64
     metrics = summary["metrics"]
-    for key in ("skills/coverage_bins", "skills/contact_rate", "skills/safety_violation_rate", "planner/success_rate", "eval/mean/contact"):
+    for key in ("skills/coverage_bins", "skills/contact_rate", "skills/safety_violation_rate", "planner/success_rate", "search_planner/success_rate", "eval/mean/contact"):
         assert key in metrics, key
     assert 0 <= metrics["skills/contact_rate"] <= 1 and metrics["skills/coverage_bins"] >= 1
     assert (run_dir / "videos" / "skills_grid.mp4").stat().st_size > 0 and (run_dir / "skills.png").stat().st_size > 0
@@ -32,6 +32,8 @@ def test_tiny_slim_run_writes_everything_and_resumes(tmp_path: Path) -> None:
     run_cli("embodied.train", "total_steps=96", f"run_dir={run_dir}", "resume=true", check=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 96 and summary["resumed_from_step"] == 64
+    rollout = run_cli("embodied.rollout", f"run={run_dir}", "episodes=1", "video=true", check=True)  # a new skill per episode
+    assert list(Path(rollout.stdout.strip().splitlines()[-1]).glob("*.mp4"))
 
 
 def test_baselines_run(tmp_path: Path) -> None:

@@ -72,6 +72,8 @@ class SLIMConfig(AgentConfig):
     """Episodes of chained random skills the planner's displacement model is fitted on."""
     planner_candidates: int = 512
     """Continuous skills scored per planning step (discrete: all skills)."""
+    search_candidates: int = 16
+    """Skills the simulator-search planner tries per decision on the same goals (0: skip it)."""
 
     def __post_init__(self) -> None:
         if self.critics not in ("multi", "single"):

@@ -4,7 +4,7 @@
 contact and safety events (info keys of embodied/Tabletop-v0); `skill_metrics` turns
 those into the report's numbers; `SkillPlanner` predicts each skill's object
 displacement from rollouts of chained random skills and greedily chains skills to push
-the object to a goal. `report` runs all of it after training and writes
+the object to a goal; `SearchPlanner` chains them by trying candidates in the simulator. `report` runs all of it after training and writes
 `videos/skills_grid.mp4`, `skills.png` and the per-skill measurements `skills.npz`.
 """
 from __future__ import annotations
@@ -162,10 +162,7 @@ class SkillPlanner:
         """Push-to-goal on random goals 5-20 cm from the object: success (< 5 cm at the end) and distances."""
         successes, initial, final = [], [], []
         for e in range(episodes):
-            rng = np.random.default_rng(seed + e)
-            obs, info = env.reset(seed=seed + e)
-            angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.20)
-            goal = np.asarray(info["object_pos"][:2]) + radius * np.array([np.cos(angle), np.sin(angle)])
+            goal = _random_goal(env, seed + e)
             obs, info = env.reset(seed=seed + e, options={"goal": goal.tolist()})
             initial.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
             for _ in range(segments):
@@ -179,6 +176,69 @@ class SkillPlanner:
             successes.append(final[-1] < SUCCESS_DISTANCE)
         return {"planner/success_rate": float(np.mean(successes)), "planner/initial_distance_m": float(np.mean(initial)), "planner/final_distance_m": float(np.mean(final)),
                 "planner/model_rmse_m": self.fit_error, "planner/displacement_rms_m": self.spread}
+
+
+class SearchPlanner:
+    """Greedy push-to-goal that tries skills in the simulator itself (no learned model).
+
+    At each decision it saves the sim state (`env.unwrapped.sim_state()`), rolls out
+    each of `candidates` sampled skills for a full skill length, scores every prefix of
+    DURATIONS, restores, and executes the best (skill, duration) for real. It measures
+    what the skills can do when their outcome is known exactly; `SkillPlanner` adds
+    the error of predicting it.
+    """
+
+    def __init__(self, agent: Any, candidates: int, seed: int) -> None:
+        self.agent, self.candidates = agent, candidates
+        self.rng = np.random.default_rng(seed)
+
+    def choose(self, env: Any, obs: np.ndarray, info: dict[str, Any], goal: np.ndarray, steps: int) -> tuple[np.ndarray, int] | None:
+        """The (skill, number of steps) that ends nearest the goal in simulation; None if none beats staying."""
+        sim = env.unwrapped
+        saved = sim.sim_state()
+        checkpoints = {max(1, round(f * steps)) for f in SkillPlanner.DURATIONS}
+        best, best_distance = None, float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal))
+        prior = self.agent.prior
+        skills = prior.vectors(np.arange(prior.dim)) if prior.kind == "discrete" else prior.sample(self.rng, self.candidates)
+        for z in skills:
+            sim.restore(saved)
+            self.agent.set_skill(z)
+            o = obs
+            for k in range(1, max(checkpoints) + 1):
+                o, _, _, _, i = sim.step(self.agent.act(o))
+                if k in checkpoints:
+                    distance = float(np.linalg.norm(np.asarray(i["object_pos"][:2]) - goal))
+                    if distance < best_distance:
+                        best, best_distance = (z, k), distance
+        sim.restore(saved)
+        return best
+
+    def evaluate(self, env: Any, episodes: int, segments: int, steps: int, seed: int) -> dict[str, float]:
+        """Push-to-goal on the same random goals as `SkillPlanner.evaluate`: success (< 5 cm at the end) and distances."""
+        successes, final = [], []
+        for e in range(episodes):
+            goal = _random_goal(env, seed + e)
+            obs, info = env.reset(seed=seed + e, options={"goal": goal.tolist()})
+            for _ in range(segments):
+                choice = self.choose(env, obs, info, goal, steps)
+                if choice is None:
+                    break
+                self.agent.set_skill(choice[0])
+                for _ in range(choice[1]):
+                    obs, _, terminated, truncated, info = env.step(self.agent.act(obs))
+                if terminated or truncated:
+                    break
+            final.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
+            successes.append(final[-1] < SUCCESS_DISTANCE)
+        return {"search_planner/success_rate": float(np.mean(successes)), "search_planner/final_distance_m": float(np.mean(final))}
+
+
+def _random_goal(env: Any, seed: int) -> np.ndarray:
+    """A goal 5-20 cm from where the object starts after `env.reset(seed=seed)`, in a random direction."""
+    rng = np.random.default_rng(seed)
+    _, info = env.reset(seed=seed)
+    angle, radius = rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.20)
+    return np.asarray(info["object_pos"][:2]) + radius * np.array([np.cos(angle), np.sin(angle)])
 
 
 def plot_displacements(r: SkillRollouts, path: Path, title: str) -> Path:
@@ -240,6 +300,9 @@ def report(agent: Any, factory: Any, run_dir: Path) -> dict[str, float]:
         planner = SkillPlanner(agent, cfg.planner_candidates, seed=agent.seed)
         planner.fit(env, cfg.planner_data_episodes, cfg.planner_segments, steps, seed=agent.seed + 3000)
         metrics.update(planner.evaluate(env, cfg.planner_episodes, cfg.planner_segments, steps, seed=agent.seed + 4000))
+        if getattr(cfg, "search_candidates", 0) > 0 and hasattr(env.unwrapped, "sim_state"):
+            search = SearchPlanner(agent, cfg.search_candidates, seed=agent.seed)
+            metrics.update(search.evaluate(env, cfg.planner_episodes, cfg.planner_segments, steps, seed=agent.seed + 4000))
         env.close()
     agent.reset()
     return metrics

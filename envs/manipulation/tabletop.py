@@ -313,6 +313,20 @@ class TabletopEnv(SceneEnv):
         return self._observation(), -info["goal_distance"], False, False, info
 
     # --- extras --------------------------------------------------------------------
+    def sim_state(self) -> dict[str, Any]:
+        """Everything `step` depends on, for planners that try actions and come back with `restore`."""
+        d = self.data
+        return {"qpos": d.qpos.copy(), "qvel": d.qvel.copy(), "ctrl": d.ctrl.copy(), "qacc_warmstart": d.qacc_warmstart.copy(), "time": d.time,
+                "mocap_pos": d.mocap_pos.copy(), "hand_target": self._hand_target.copy(), "clipped": self._clipped, "goal": self.goal.copy()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Return to a `sim_state()`: the same actions then give the same observations (to ~1e-15)."""
+        d = self.data
+        d.qpos[:], d.qvel[:], d.ctrl[:], d.qacc_warmstart[:], d.mocap_pos[:] = state["qpos"], state["qvel"], state["ctrl"], state["qacc_warmstart"], state["mocap_pos"]
+        d.time = state["time"]
+        self._hand_target, self._clipped, self.goal = state["hand_target"].copy(), state["clipped"], state["goal"].copy()
+        mujoco.mj_forward(self.model, self.data)
+
     @property
     def hand_pos(self) -> np.ndarray:
         """The finger tip's position (m)."""
