@@ -36,6 +36,8 @@ METHODS = {  # name: the experiment and its overrides
 LABELS = {"slim": "SLIM, weights 3/1/1", "slim_safe": "SLIM, weights 3/1/3", "sum": "single critic on the 3/1/1 sum", "lsd": "LSD only", "diayn": "DIAYN only"}
 COLUMNS = [  # (metric, header, scale)
     ("skills/coverage_bins", "coverage (5 cm bins)", 1.0),
+    ("skills/on_table_coverage_bins", "on-table coverage (bins)", 1.0),
+    ("skills/off_table_rate", "pushed off the table (%)", 100.0),
     ("skills/displacement_spread_m", "spread (cm)", 100.0),
     ("skills/moved_rate", "moved >5 cm (%)", 100.0),
     ("skills/contact_rate", "contact (%)", 100.0),
@@ -50,30 +52,32 @@ def cell(out: Path, method: str, seed: int, steps: int) -> dict:
     run_dir = out / f"{method}_s{seed}"
     summary = train_once(run_dir, [*METHODS[method], f"seed={seed}", f"total_steps={steps}", "logger=[csv]"])
     metrics = dict(summary["metrics"])
-    if "search_planner/success_rate" not in metrics:  # runs trained before the search planner existed: score their checkpoint
-        metrics.update(search_metrics(run_dir))
+    if not {"skills/on_table_coverage_bins", "search_planner/success_rate"} <= set(metrics):  # runs trained before these existed
+        metrics.update(posthoc_metrics(run_dir))
     return {"method": method, "seed": seed, "run_dir": str(run_dir), "metrics": metrics, "train_wall_time_s": summary["train_wall_time_s"]}
 
 
-def search_metrics(run_dir: Path) -> dict[str, float]:
-    """The simulator-search planner on the run's last checkpoint, with the settings `final_report` uses (cached in search.json)."""
-    cache = run_dir / "search.json"
+def posthoc_metrics(run_dir: Path) -> dict[str, float]:
+    """Skill metrics and the search planner on the run's last checkpoint, exactly as `final_report` runs them (cached in posthoc.json)."""
+    cache = run_dir / "posthoc.json"
     if not cache.exists():
-        args = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import slim; slim._search_to_file({str(run_dir)!r})"]
-        subprocess.run(args, check=True, capture_output=True)
+        code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import slim; slim._posthoc_to_file({str(run_dir)!r})"
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     return json.loads(cache.read_text())
 
 
-def _search_to_file(run_dir: str) -> None:
-    from embodied.agents.slim.skills import SearchPlanner, _episode_length, _planner_env
+def _posthoc_to_file(run_dir: str) -> None:
+    from embodied.agents.slim.skills import SearchPlanner, _episode_length, _planner_env, report_skill_vectors, rollout_skills, skill_metrics
     from embodied.envs.factory import EnvFactory
 
-    config, _, agent = trained_agent(Path(run_dir))
-    factory = EnvFactory(config.env, seed=config.seed)
-    cfg = agent.config
-    env = _planner_env(factory, cfg.planner_segments)
-    result = SearchPlanner(agent, cfg.search_candidates, seed=agent.seed).evaluate(env, cfg.planner_episodes, cfg.planner_segments, _episode_length(factory), seed=agent.seed + 4000)
-    (Path(run_dir) / "search.json").write_text(json.dumps(result))
+    config, env, agent = trained_agent(Path(run_dir))
+    factory, cfg = EnvFactory(config.env, seed=config.seed), agent.config
+    rollouts, _ = rollout_skills(agent, env, report_skill_vectors(agent, cfg.report_skills, agent.seed + 1000), cfg.report_starts, seed=agent.seed + 2000)
+    result = skill_metrics(rollouts)
+    np.savez(Path(run_dir) / "skills.npz", **vars(rollouts))
+    planner_env = _planner_env(factory, cfg.planner_segments)
+    result.update(SearchPlanner(agent, cfg.search_candidates, seed=agent.seed).evaluate(planner_env, cfg.planner_episodes, cfg.planner_segments, _episode_length(factory), seed=agent.seed + 4000))
+    (Path(run_dir) / "posthoc.json").write_text(json.dumps(result))
 
 
 def plot(out: Path, cells: list[dict], methods: list[str]) -> Path:

@@ -245,9 +245,10 @@ def test_save_load_round_trip_and_stop_request(tmp_path: Path) -> None:
 
 def test_skill_metrics_by_hand() -> None:
     disp = np.array([[0.0, 0.0], [0.01, 0.01], [0.12, 0.0], [-0.07, 0.2]])
-    r = SkillRollouts(np.zeros((4, 2)), disp, disp, np.array([False, True, True, True]), np.array([0.0, 0.1, 0.0, 0.5]), np.array([0, 2, 0, 5]))
+    r = SkillRollouts(np.zeros((4, 2)), disp, disp, np.array([False, True, True, True]), np.array([0.0, 0.1, 0.0, 0.5]), np.array([0, 2, 0, 5]), np.array([False, False, False, True]))
     m = skill_metrics(r)
     assert m["skills/coverage_bins"] == 3  # (0,0) twice, (2,0), (-2,4)
+    assert m["skills/on_table_coverage_bins"] == 2 and m["skills/off_table_rate"] == 0.25  # (-2,4) ended on the floor
     assert m["skills/contact_rate"] == 0.75 and m["skills/unsafe_episode_rate"] == 0.5 and m["skills/moved_rate"] == 0.5
     assert math.isclose(m["skills/safety_violation_rate"], 0.15)
     frames = grid_frames([[np.full((4, 4, 3), i, np.uint8)] * (i + 1) for i in range(5)])

@@ -32,6 +32,7 @@ class SkillRollouts:
     contact: np.ndarray  # (S,) bool: the end-effector touched the object
     violation_rate: np.ndarray  # (S,) fraction of steps with a safety violation
     events: np.ndarray  # (S,) safety events in the episode
+    off_table: np.ndarray  # (S,) bool: the object ended off the table (info["object_off_table"])
 
 
 def rollout_skills(agent: Any, env: Any, skills: np.ndarray, starts: int, seed: int, record: int = 0, frame_stride: int = 2) -> tuple[SkillRollouts, list[list[np.ndarray]]]:
@@ -40,7 +41,7 @@ def rollout_skills(agent: Any, env: Any, skills: np.ndarray, starts: int, seed: 
     Returns the measurements and, for the first `record` skills, their rendered frames
     (every pixel `frame_stride`-th, to keep a grid small).
     """
-    out = {k: [] for k in ("displacement", "final_object", "contact", "violation_rate", "events")}
+    out = {k: [] for k in ("displacement", "final_object", "contact", "violation_rate", "events", "off_table")}
     videos: list[list[np.ndarray]] = []
     for i, z in enumerate(skills):
         agent.set_skill(z)
@@ -57,7 +58,8 @@ def rollout_skills(agent: Any, env: Any, skills: np.ndarray, starts: int, seed: 
             if frames is not None:
                 frames.append(env.render()[::frame_stride, ::frame_stride])
         final = np.asarray(info["object_pos"][:2], dtype=float)
-        for key, value in (("displacement", final - start), ("final_object", final), ("contact", contact), ("violation_rate", np.mean(violations)), ("events", events)):
+        measured = (("displacement", final - start), ("final_object", final), ("contact", contact), ("violation_rate", np.mean(violations)), ("events", events), ("off_table", bool(info.get("object_off_table", False))))
+        for key, value in measured:
             out[key].append(value)
         if frames is not None:
             videos.append(frames)
@@ -65,11 +67,15 @@ def rollout_skills(agent: Any, env: Any, skills: np.ndarray, starts: int, seed: 
 
 
 def skill_metrics(r: SkillRollouts) -> dict[str, float]:
-    """Coverage (occupied 5 cm bins of displacement), spread, contact rate and safety of a set of skill rollouts."""
-    cells = {tuple(c) for c in np.round(r.displacement / BIN).astype(int)}  # cell 0 is centred on "did not move"
+    """Coverage (occupied 5 cm bins of displacement; all, and only where the object stayed on the table), spread, contact rate and safety."""
+    def cells(displacement: np.ndarray) -> int:
+        return len({tuple(c) for c in np.round(displacement / BIN).astype(int)})  # cell 0 is centred on "did not move"
+
     centred = r.displacement - r.displacement.mean(0)
     return {
-        "skills/coverage_bins": float(len(cells)),
+        "skills/coverage_bins": float(cells(r.displacement)),
+        "skills/on_table_coverage_bins": float(cells(r.displacement[~r.off_table])),
+        "skills/off_table_rate": float(r.off_table.mean()),
         "skills/displacement_spread_m": float(math.sqrt((centred**2).sum(1).mean())),
         "skills/displacement_mean_m": float(np.linalg.norm(r.displacement, axis=1).mean()),
         "skills/moved_rate": float((np.linalg.norm(r.displacement, axis=1) > BIN).mean()),
@@ -289,7 +295,7 @@ def report(agent: Any, factory: Any, run_dir: Path) -> dict[str, float]:
         rollouts, videos = rollout_skills(agent, env, skills, cfg.report_starts, seed=agent.seed + 2000, record=cfg.video_grid)
         env.close()
         metrics.update(skill_metrics(rollouts))
-        np.savez(run_dir / "skills.npz", skills=rollouts.skills, displacement=rollouts.displacement, contact=rollouts.contact, violation_rate=rollouts.violation_rate, events=rollouts.events)
+        np.savez(run_dir / "skills.npz", **vars(rollouts))
         plot_displacements(rollouts, run_dir / "skills.png", f"{cfg.critics} critic(s), {cfg.discovery}, {agent.num_steps} steps")
         if videos:
             (run_dir / "videos").mkdir(exist_ok=True)
