@@ -306,7 +306,7 @@ def report(agent: Any, factory: Any, run_dir: Path) -> dict[str, float]:
         planner = SkillPlanner(agent, cfg.planner_candidates, seed=agent.seed)
         planner.fit(env, cfg.planner_data_episodes, cfg.planner_segments, steps, seed=agent.seed + 3000)
         metrics.update(planner.evaluate(env, cfg.planner_episodes, cfg.planner_segments, steps, seed=agent.seed + 4000))
-        if getattr(cfg, "search_candidates", 0) > 0 and hasattr(env.unwrapped, "sim_state"):
+        if cfg.search_candidates > 0 and hasattr(env.unwrapped, "sim_state"):
             search = SearchPlanner(agent, cfg.search_candidates, seed=agent.seed)
             metrics.update(search.evaluate(env, cfg.planner_episodes, cfg.planner_segments, steps, seed=agent.seed + 4000))
         env.close()
