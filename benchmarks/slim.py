@@ -1,6 +1,6 @@
 """SLIM vs the naive single-critic sum vs pure LSD vs pure DIAYN on embodied/Tabletop-v0.
 
-    python benchmarks/slim.py                          # 5 methods x 3 seeds, 1M env steps each
+    python benchmarks/slim.py                          # 6 methods x 3 seeds, 1M env steps each
     python benchmarks/slim.py --steps 100000 --seeds 0  # a quick look
 
 Each cell is one `embodied-train experiment=<method>_tabletop seed=<s> total_steps=<N>` run
@@ -30,10 +30,11 @@ METHODS = {  # name: the experiment and its overrides
     "slim": ["experiment=slim_tabletop"],
     "slim_safe": ["experiment=slim_tabletop", "agent.weights.safety=3.0"],
     "sum": ["experiment=slim_sum_tabletop"],
+    "sum_scaled": ["experiment=slim_sum_tabletop", "agent.weights.discovery=100.0"],
     "lsd": ["experiment=lsd_tabletop"],
     "diayn": ["experiment=diayn_tabletop"],
 }
-LABELS = {"slim": "SLIM, weights 3/1/1", "slim_safe": "SLIM, weights 3/1/3", "sum": "single critic on the 3/1/1 sum", "lsd": "LSD only", "diayn": "DIAYN only"}
+LABELS = {"slim": "SLIM, weights 3/1/1", "slim_safe": "SLIM, weights 3/1/3", "sum": "single critic on the 3/1/1 sum", "sum_scaled": "single critic on the 100/1/1 sum", "lsd": "LSD only", "diayn": "DIAYN only"}
 COLUMNS = [  # (metric, header, scale)
     ("skills/coverage_bins", "coverage (5 cm bins)", 1.0),
     ("skills/on_table_coverage_bins", "on-table coverage (bins)", 1.0),
