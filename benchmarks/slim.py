@@ -92,12 +92,15 @@ def plot(out: Path, cells: list[dict], methods: list[str]) -> Path:
     for ax, method in zip(axes[0], methods):
         data = np.load(Path(next(c["run_dir"] for c in cells if c["method"] == method and c["seed"] == seed)) / "skills.npz")
         z, d = data["skills"], data["displacement"] * 100
-        ax.scatter(d[:, 0], d[:, 1], c=np.arctan2(z[:, 1], z[:, 0]) if z.shape[1] >= 2 else z[:, 0], cmap="hsv", s=16, edgecolors="k", linewidths=0.3)
+        off = data["off_table"] if "off_table" in data else np.zeros(len(d), bool)
+        colour = np.arctan2(z[:, 1], z[:, 0]) if z.shape[1] >= 2 else z[:, 0]
+        ax.scatter(d[~off, 0], d[~off, 1], c=colour[~off], cmap="hsv", vmin=-np.pi, vmax=np.pi, s=16, edgecolors="k", linewidths=0.3)
+        ax.scatter(d[off, 0], d[off, 1], c=colour[off], cmap="hsv", vmin=-np.pi, vmax=np.pi, s=22, marker="x", label="off the table")
         ax.set(title=f"{LABELS[method]}\n(seed {seed})", xlabel="object dx (cm)", aspect="equal")
         ax.axhline(0, color="0.85", lw=0.5)
         ax.axvline(0, color="0.85", lw=0.5)
     axes[0][0].set_ylabel("object dy (cm)")
-    fig.suptitle("Final object displacement of 64 skills (colour: skill direction)")
+    fig.suptitle("Final object displacement of 64 skills (colour: skill direction; x: the cube ended off the table)")
     fig.tight_layout()
     path = out / "skills_by_method.png"
     fig.savefig(path, dpi=120)
