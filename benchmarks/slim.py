@@ -17,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -135,16 +136,19 @@ def main(argv: list[str] | None = None) -> int:
             mean, half = mean_ci(values[key])
             row.append(f"{mean:.1f} ± {half:.1f}")
         print(f"| {LABELS[method]} | " + " | ".join(row) + " |")
-    tests = {}
-    if "slim" in table and len(args.seeds) > 1:
-        print("\nWelch t-test, SLIM 3/1/1 vs each other row (p-values; 3 seeds make these coarse):")
-        for method in (m for m in args.methods if m != "slim"):
-            tests[method] = {}
-            for key, header, _ in COLUMNS:
-                a, b = table["slim"][key], table[method][key]
-                p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if np.std(a) + np.std(b) > 0 else (0.0 if np.mean(a) != np.mean(b) else 1.0)
-                tests[method][key] = p
-            print(f"  vs {LABELS[method]}: " + ", ".join(f"{h} p={tests[method][k]:.3f}" for k, h, _ in COLUMNS))
+    tests: dict[str, dict[str, dict[str, float]]] = {}
+    references = [m for m in ("slim", "slim_safe") if m in table]
+    if references and len(args.seeds) > 1:
+        print("\nWelch t-tests, each SLIM row vs each baseline (p-values; 3 seeds make these coarse):")
+        for ref in references:
+            for method in (m for m in args.methods if not m.startswith("slim")):
+                pair = tests.setdefault(ref, {}).setdefault(method, {})
+                for key, _, _ in COLUMNS:
+                    a, b = table[ref][key], table[method][key]
+                    with warnings.catch_warnings():  # identical samples (e.g. 100% contact everywhere) warn; p is then 1 or 0
+                        warnings.simplefilter("ignore")
+                        pair[key] = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if np.std(a) + np.std(b) > 0 else (0.0 if np.mean(a) != np.mean(b) else 1.0)
+                print(f"  {LABELS[ref]} vs {LABELS[method]}: " + ", ".join(f"{h} p={pair[k]:.3f}" for k, h, _ in COLUMNS))
     figure = plot(args.out, cells, args.methods)
     command = command_line("benchmarks/slim.py", argv)
     (args.out / "results.json").write_text(json.dumps({"command": command, "steps": args.steps, "seeds": args.seeds, "cells": cells, "welch_p": tests}, indent=1))
