@@ -89,8 +89,12 @@ def plot(out: Path, cells: list[dict], methods: list[str]) -> Path:
     import matplotlib.pyplot as plt
 
     seed = min(c["seed"] for c in cells)
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.6 * len(methods), 3.8), sharex=True, sharey=True, squeeze=False)
-    for ax, method in zip(axes[0], methods):
+    cols = min(3, len(methods))
+    rows = -(-len(methods) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.9 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[len(methods):]:
+        ax.axis("off")
+    for ax, method in zip(axes.flat, methods):
         data = np.load(Path(next(c["run_dir"] for c in cells if c["method"] == method and c["seed"] == seed)) / "skills.npz")
         z, d = data["skills"], data["displacement"] * 100
         off = data["off_table"] if "off_table" in data else np.zeros(len(d), bool)
@@ -100,8 +104,9 @@ def plot(out: Path, cells: list[dict], methods: list[str]) -> Path:
         ax.set(title=f"{LABELS[method]}\n(seed {seed})", xlabel="object dx (cm)", aspect="equal")
         ax.axhline(0, color="0.85", lw=0.5)
         ax.axvline(0, color="0.85", lw=0.5)
-    axes[0][0].set_ylabel("object dy (cm)")
-    fig.suptitle("Final object displacement of 64 skills (colour: skill direction; x: the cube ended off the table)")
+    for row in axes:
+        row[0].set_ylabel("object dy (cm)")
+    fig.suptitle("Final cube displacement of 64 skills\n(colour: skill direction; x: the cube ended off the table)")
     fig.tight_layout()
     path = out / "skills_by_method.png"
     fig.savefig(path, dpi=120)
