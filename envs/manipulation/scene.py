@@ -70,9 +70,6 @@ class SceneEnv(gym.Env):
         self.data = mujoco.MjData(self.model)
         self._cameras = Cameras()
 
-    def _state(self) -> np.ndarray:
-        raise NotImplementedError
-
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
@@ -86,6 +83,7 @@ class SceneEnv(gym.Env):
         return self._cameras.render(self.model, self.data, camera, size)
 
     def _observation(self):
+        """The observation for `obs_mode`, from the subclass's `_state()` vector and the cameras."""
         if self.obs_mode == "state":
             return self._state()
         obs = {"state": self._state()} if self.obs_mode == "state+pixels" else {}
