@@ -69,16 +69,14 @@ def posthoc_metrics(run_dir: Path) -> dict[str, float]:
 
 
 def _posthoc_to_file(run_dir: str) -> None:
-    from embodied.agents.slim.skills import SearchPlanner, _episode_length, _planner_env, report_skill_vectors, rollout_skills, skill_metrics
+    from embodied.agents.slim.skills import measure_skills, search_metrics, skill_metrics
     from embodied.envs.factory import EnvFactory
 
-    config, env, agent = trained_agent(Path(run_dir))
-    factory, cfg = EnvFactory(config.env, seed=config.seed), agent.config
-    rollouts, _ = rollout_skills(agent, env, report_skill_vectors(agent, cfg.report_skills, agent.seed + 1000), cfg.report_starts, seed=agent.seed + 2000)
-    result = skill_metrics(rollouts)
+    config, _, agent = trained_agent(Path(run_dir))
+    factory = EnvFactory(config.env, seed=config.seed)
+    rollouts, _ = measure_skills(agent, factory)
     np.savez(Path(run_dir) / "skills.npz", **vars(rollouts))
-    planner_env = _planner_env(factory, cfg.planner_segments)
-    result.update(SearchPlanner(agent, cfg.search_candidates, seed=agent.seed).evaluate(planner_env, cfg.planner_episodes, cfg.planner_segments, _episode_length(factory), seed=agent.seed + 4000))
+    result = {**skill_metrics(rollouts), **search_metrics(agent, factory)}
     (Path(run_dir) / "posthoc.json").write_text(json.dumps(result))
 
 

@@ -85,12 +85,25 @@ def skill_metrics(r: SkillRollouts) -> dict[str, float]:
     }
 
 
+def candidate_skills(prior: Any, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Every discrete skill, or `n` continuous ones drawn from the prior."""
+    return prior.vectors(np.arange(prior.dim)) if prior.kind == "discrete" else prior.sample(rng, n)
+
+
 def report_skill_vectors(agent: Any, n: int, seed: int) -> np.ndarray:
     """The skills a report rolls out: every discrete skill, or `n` continuous ones drawn from the prior."""
-    prior = agent.prior
-    if prior.kind == "discrete":
-        return prior.vectors(np.arange(prior.dim))
-    return prior.sample(np.random.default_rng(seed), n)
+    return candidate_skills(agent.prior, np.random.default_rng(seed), n)
+
+
+def run_skill(agent: Any, env: Any, obs: np.ndarray, z: np.ndarray, steps: int) -> tuple[np.ndarray, dict[str, Any], bool]:
+    """Follow skill `z` for `steps` env steps (deterministic actions); (last obs, last info, whether the episode ended)."""
+    agent.set_skill(z)
+    info: dict[str, Any] = {}
+    for _ in range(steps):
+        obs, _, terminated, truncated, info = env.step(agent.act(obs))
+        if terminated or truncated:
+            return obs, info, True
+    return obs, info, False
 
 
 class SkillPlanner:
@@ -114,24 +127,15 @@ class SkillPlanner:
     def _features(self, info: dict[str, Any]) -> np.ndarray:
         return np.asarray(info["object_pos"], dtype=np.float32) - np.asarray(info["ee_pos"], dtype=np.float32)
 
-    def _run_skill(self, env: Any, obs: np.ndarray, z: np.ndarray, steps: int) -> tuple[np.ndarray, dict[str, Any], bool]:
-        self.agent.set_skill(z)
-        info: dict[str, Any] = {}
-        for _ in range(steps):
-            obs, _, terminated, truncated, info = env.step(self.agent.act(obs))
-            if terminated or truncated:
-                return obs, info, True
-        return obs, info, False
-
     def fit(self, env: Any, episodes: int, segments: int, steps: int, seed: int, epochs: int = 1000) -> None:
         """Collect (features, z, duration) -> displacement from `episodes` of `segments` random skills; fit on 4/5, score on 1/5."""
         x, y = [], []
         for e in range(episodes):
             obs, info = env.reset(seed=seed + e)
             for _ in range(segments):
-                z, fraction = self._sample(1)[0], float(self.rng.choice(self.DURATIONS))
+                z, fraction = candidate_skills(self.agent.prior, self.rng, 1)[0], float(self.rng.choice(self.DURATIONS))
                 start, features = np.asarray(info["object_pos"][:2]), self._features(info)
-                obs, info, ended = self._run_skill(env, obs, z, max(1, round(fraction * steps)))
+                obs, info, ended = run_skill(self.agent, env, obs, z, max(1, round(fraction * steps)))
                 x.append(np.concatenate([features, z, [fraction]]))
                 y.append(np.asarray(info["object_pos"][:2]) - start)
                 if ended:
@@ -148,14 +152,10 @@ class SkillPlanner:
             self.fit_error = float(((self.model(xs[held_out]) - ys[held_out]) ** 2).sum(-1).mean().sqrt()) / 10
             self.spread = float(((ys[held_out] - ys[held_out].mean(0)) ** 2).sum(-1).mean().sqrt()) / 10
 
-    def _sample(self, n: int) -> np.ndarray:
-        prior = self.agent.prior
-        return prior.vectors(np.arange(prior.dim)) if prior.kind == "discrete" else prior.sample(self.rng, n)
-
     @torch.no_grad()
     def choose(self, info: dict[str, Any], goal: np.ndarray) -> tuple[np.ndarray, float] | None:
         """The (skill, duration fraction) whose predicted push lands the object nearest the goal; None if none beats staying."""
-        z = self._sample(self.candidates)
+        z = candidate_skills(self.agent.prior, self.rng, self.candidates)
         pairs = np.concatenate([np.repeat(z, len(self.DURATIONS), 0), np.tile(np.asarray(self.DURATIONS, dtype=np.float32)[:, None], (len(z), 1))], 1)
         features = np.broadcast_to(self._features(info), (len(pairs), 3))
         predicted = self.model(torch.as_tensor(np.concatenate([features, pairs], 1), dtype=torch.float32)).numpy() / 10
@@ -175,7 +175,7 @@ class SkillPlanner:
                 choice = self.choose(info, goal)
                 if choice is None:
                     break
-                obs, info, ended = self._run_skill(env, obs, choice[0], max(1, round(choice[1] * steps)))
+                obs, info, ended = run_skill(self.agent, env, obs, choice[0], max(1, round(choice[1] * steps)))
                 if ended:
                     break
             final.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
@@ -204,9 +204,7 @@ class SearchPlanner:
         saved = sim.sim_state()
         checkpoints = {max(1, round(f * steps)) for f in SkillPlanner.DURATIONS}
         best, best_distance = None, float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal))
-        prior = self.agent.prior
-        skills = prior.vectors(np.arange(prior.dim)) if prior.kind == "discrete" else prior.sample(self.rng, self.candidates)
-        for z in skills:
+        for z in candidate_skills(self.agent.prior, self.rng, self.candidates):
             sim.restore(saved)
             self.agent.set_skill(z)
             o = obs
@@ -229,10 +227,8 @@ class SearchPlanner:
                 choice = self.choose(env, obs, info, goal, steps)
                 if choice is None:
                     break
-                self.agent.set_skill(choice[0])
-                for _ in range(choice[1]):
-                    obs, _, terminated, truncated, info = env.step(self.agent.act(obs))
-                if terminated or truncated:
+                obs, info, ended = run_skill(self.agent, env, obs, choice[0], choice[1])
+                if ended:
                     break
             final.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
             successes.append(final[-1] < SUCCESS_DISTANCE)
@@ -283,17 +279,34 @@ def grid_frames(videos: list[list[np.ndarray]]) -> list[np.ndarray]:
     return frames
 
 
+def measure_skills(agent: Any, factory: Any, record: int = 0) -> tuple[SkillRollouts, list[list[np.ndarray]]]:
+    """The report's skill rollouts: `report_skills` skills over `report_starts` start states, the first `record` filmed."""
+    cfg = agent.config
+    env = factory.make(render_mode="rgb_array" if record > 0 else None)
+    try:
+        return rollout_skills(agent, env, report_skill_vectors(agent, cfg.report_skills, agent.seed + 1000), cfg.report_starts, seed=agent.seed + 2000, record=record)
+    finally:
+        env.close()
+
+
+def search_metrics(agent: Any, factory: Any, env: Any | None = None) -> dict[str, float]:
+    """The simulator-search planner on the report's push-to-goal tasks (`env`: a planner env to reuse)."""
+    cfg = agent.config
+    planner_env = env or _planner_env(factory, cfg.planner_segments)
+    result = SearchPlanner(agent, cfg.search_candidates, seed=agent.seed).evaluate(planner_env, cfg.planner_episodes, cfg.planner_segments, _episode_length(factory), seed=agent.seed + 4000)
+    if env is None:
+        planner_env.close()
+    return result
+
+
 def report(agent: Any, factory: Any, run_dir: Path) -> dict[str, float]:
-    """Skill metrics, videos/skills_grid.mp4, skills.png and the planner's push-to-goal success."""
+    """Skill metrics, videos/skills_grid.mp4, skills.png and the planners' push-to-goal success."""
     from embodied.video import write_video
 
     cfg = agent.config
     metrics: dict[str, float] = {}
     if cfg.report_skills > 0:
-        env = factory.make(render_mode="rgb_array" if cfg.video_grid > 0 else None)
-        skills = report_skill_vectors(agent, cfg.report_skills, agent.seed + 1000)
-        rollouts, videos = rollout_skills(agent, env, skills, cfg.report_starts, seed=agent.seed + 2000, record=cfg.video_grid)
-        env.close()
+        rollouts, videos = measure_skills(agent, factory, record=cfg.video_grid)
         metrics.update(skill_metrics(rollouts))
         np.savez(run_dir / "skills.npz", **vars(rollouts))
         plot_displacements(rollouts, run_dir / "skills.png", f"{cfg.critics} critic(s), {cfg.discovery}, {agent.num_steps} steps")
@@ -307,8 +320,7 @@ def report(agent: Any, factory: Any, run_dir: Path) -> dict[str, float]:
         planner.fit(env, cfg.planner_data_episodes, cfg.planner_segments, steps, seed=agent.seed + 3000)
         metrics.update(planner.evaluate(env, cfg.planner_episodes, cfg.planner_segments, steps, seed=agent.seed + 4000))
         if cfg.search_candidates > 0 and hasattr(env.unwrapped, "sim_state"):
-            search = SearchPlanner(agent, cfg.search_candidates, seed=agent.seed)
-            metrics.update(search.evaluate(env, cfg.planner_episodes, cfg.planner_segments, steps, seed=agent.seed + 4000))
+            metrics.update(search_metrics(agent, factory, env))
         env.close()
     agent.reset()
     return metrics
