@@ -16,4 +16,5 @@ setup(
     + _mapped("embodied.envs", "envs")
     + _mapped("embodied.agents", "agents")
     + _mapped("embodied.conf", "conf")
+    + ["hydra_plugins.embodied_sweeper"]  # Hydra loads plugins only from its hydra_plugins namespace
 )

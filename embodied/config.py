@@ -117,7 +117,8 @@ class Config:
     log_every: int = 1_000
     """Log training metrics every this many env steps."""
     torch_threads: int = 0
-    """torch intra-op threads (0: leave torch's default)."""
+    """CPU threads for torch and BLAS (0: the default; in a parallel sweep, each job's share of the
+    cores: cores / joblib n_jobs, submitit cpus_per_task, or Ray num_cpus; see embodied.sweep)."""
     env: Any = None
     agent: Any = None
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -187,6 +188,11 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
     cs.store(group="reward", name="reward_schema", node=RewardConfig)
+    from hydra.core.plugins import Plugins
+    from hydra_plugins.embodied_sweeper.resumable_sweeper import SWEEPER_NODE, ResumableSweeper
+
+    Plugins.instance().register(ResumableSweeper)  # an editable install hides it from Hydra's plugin scan
+    cs.store(group="hydra/sweeper", name="resumable", node=SWEEPER_NODE, provider="embodied")
     cs.store(name="design_reward_schema", node=load_object("embodied.agents.auto_mc_reward.config:DesignConfig"))
     cs.store(name="concept_shift_schema", node=load_object("embodied.agents.homeostatic.config:ConceptShiftConfig"))
     for name, path in ENV_SCHEMAS.items():

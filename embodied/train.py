@@ -3,7 +3,8 @@
     embodied-train                                   # the default experiment
     embodied-train experiment=ppo_metaworld_reach seed=1
     embodied-train run_dir=runs/x resume=true        # continue from runs/x/checkpoints/last
-    embodied-train -m seed=0,1,2                      # a Hydra multirun
+    embodied-train -m seed=0,1,2 run_dir=runs/s       # a Hydra multirun; run again, it finishes only the unfinished jobs
+    embodied-train -m seed=0,1,2 hydra/launcher=joblib  # in parallel (also submitit_slurm, submitit_local, ray)
 
 The run directory layout is described in README.md; its path is printed last.
 """
@@ -94,6 +95,7 @@ def train(cfg: DictConfig) -> Path:
     """Run one training job in Hydra's output directory; return the run directory."""
     import torch
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from embodied.checkpoint import find_checkpoint, load_checkpoint
     from embodied.cli import to_dataclass
@@ -102,6 +104,7 @@ def train(cfg: DictConfig) -> Path:
     from embodied.metrics import MetricLogger
     from embodied.run_info import git_commit, versions, write_json
     from embodied.seeding import resolve_device, seed_everything
+    from embodied.sweep import job_threads, limit_threads
     from embodied.video import ensure_writable_dir
 
     config = to_dataclass(cfg)
@@ -114,8 +117,9 @@ def train(cfg: DictConfig) -> Path:
 
     # --- set-up: seeds, device, env factory, agent, logger, resume --------------------
     seed_everything(config.seed)
-    if config.torch_threads > 0:
-        torch.set_num_threads(config.torch_threads)
+    threads = config.torch_threads or job_threads(hydra_cfg)  # parallel sweep jobs share the cores
+    if threads:
+        limit_threads(threads)
     device = resolve_device(config.device)
     factory = EnvFactory(config.env, seed=config.seed, reward=config.reward)
     probe = factory.make()
@@ -126,11 +130,13 @@ def train(cfg: DictConfig) -> Path:
     if hasattr(agent, "include_replay_buffer"):
         agent.include_replay_buffer = config.checkpoint.replay_buffer
     start_step = 0
-    if config.resume:
+    # a re-launched sweep (embodied.sweep) continues its unfinished jobs from their last checkpoint
+    resume = config.resume or (hydra_cfg.mode == RunMode.MULTIRUN and (run_dir / "checkpoints" / "last").exists())
+    if resume:
         state = load_checkpoint(find_checkpoint(run_dir, "last"), agent)
         start_step = int(state["step"])
         log.info("resumed from step %d", start_step)
-    logger = MetricLogger(run_dir, config.logger, config=OmegaConf.to_container(cfg, resolve=True), append=config.resume)
+    logger = MetricLogger(run_dir, config.logger, config=OmegaConf.to_container(cfg, resolve=True), append=resume)
     hooks = TrainingHooks(config, agent, logger, run_dir, start_step, death_causes)
 
     # --- train (SIGINT/SIGTERM end the step, checkpoint, exit non-zero) ---------------
@@ -152,9 +158,10 @@ def train(cfg: DictConfig) -> Path:
         "agent": config.agent.name,
         "seed": config.seed,
         "device": str(device),
+        "torch_threads": torch.get_num_threads(),
         "steps": step,
         "total_steps": config.total_steps,
-        "resumed_from_step": start_step if config.resume else None,
+        "resumed_from_step": start_step if resume else None,
         "train_wall_time_s": round(time.time() - started, 2),
         "checkpoint": str(checkpoint.relative_to(run_dir)),
         "versions": versions(),
@@ -204,6 +211,8 @@ def _prepare_argv(argv: list[str]) -> list[str]:
     values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if "=" in a and not a.startswith("-")}
     resume = values.get("resume", "false").lower() in ("true", "1", "yes")
     run_dir = values.get("run_dir")
+    if "-m" in argv or "--multirun" in argv:
+        return _sweep_argv(argv, run_dir, resume)
     if resume and not run_dir:
         raise ConfigError("resume=true needs run_dir=<the run directory to continue>")
     if run_dir and not resume and (Path(run_dir) / "checkpoints").exists():
@@ -221,6 +230,17 @@ def _prepare_argv(argv: list[str]) -> list[str]:
     given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
     kept = [o for o in original if o.split("=", 1)[0].lstrip("+~") not in given | {"resume", "run_dir"}]
     return kept + argv
+
+
+def _sweep_argv(argv: list[str], sweep_dir: str | None, resume: bool) -> list[str]:
+    """A multirun's run_dir is its sweep directory; re-running the command there finishes the unfinished jobs."""
+    if resume:
+        raise ConfigError("resume=true continues one run; to finish an interrupted sweep, re-run its command with run_dir=<the sweep directory>")
+    if sweep_dir is None:
+        return argv
+    if any(a.startswith("hydra.sweep.dir=") for a in argv):
+        raise ConfigError("give the sweep directory once: run_dir=DIR or hydra.sweep.dir=DIR, not both")
+    return [a for a in argv if not a.startswith("run_dir=")] + [f"hydra.sweep.dir={sweep_dir}"]
 
 
 def main() -> Any:

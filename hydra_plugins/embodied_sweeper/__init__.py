@@ -1,0 +1,1 @@
+"""embodied's Hydra plugins (Hydra only loads plugins from the hydra_plugins namespace)."""
