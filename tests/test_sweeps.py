@@ -158,3 +158,16 @@ def test_ray_launcher_on_a_local_ray_cluster(tmp_path: Path) -> None:
         assert "Started a local Ray instance" not in proc.stderr  # it joined the test's cluster
     finally:
         subprocess.run([str(ray), "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_job_directories_named_by_overrides_are_kept_across_relaunches(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    args = ["-m", "seed=0,1", *QUICK, "total_steps=100", "eval.episodes=0", "hydra.sweep.subdir=seed_${seed}", f"run_dir={sweep}"]
+    run_cli("embodied.train", *args, check=True)
+    assert set(summaries(sweep)) == {"seed_0", "seed_1"}
+    (sweep / "seed_1" / "summary.json").unlink()  # as if job 1 died after its last checkpoint
+    again = run_cli("embodied.train", *args, check=True)
+    assert "2 jobs, 1 already complete (skipped), 1 to resume, 0 new" in again.stdout + again.stderr
+    done = summaries(sweep)
+    assert set(done) == {"seed_0", "seed_1"} and not (sweep / "0").exists()
+    assert done["seed_1"]["resumed_from_step"] == 100 and done["seed_1"]["status"] == "complete"

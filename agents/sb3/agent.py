@@ -135,10 +135,11 @@ class SB3Agent(Agent):
 
     def training_metrics(self) -> dict[str, float]:
         """Latest SB3 training values: losses as losses/*, schedules and counters as charts/*."""
-        if self.model is None:
+        logger = getattr(self.model, "_logger", None)  # SB3 makes it in learn(): none after a resume with no steps left
+        if logger is None:
             return {}
         out = {}
-        for key, value in self.model.logger.name_to_value.items():
+        for key, value in logger.name_to_value.items():
             name = key.split("/", 1)[-1]
             if key.startswith("train/") and np.isscalar(value):
                 group = "charts" if name in ("learning_rate", "n_updates", "clip_range", "std") else "losses"
