@@ -26,8 +26,7 @@ test-all: setup
 	$(PY) -m pytest -q -m "" $(ARGS)
 
 bench: setup
-	$(PY) benchmarks/env_throughput.py
-	$(PY) benchmarks/minecraft_throughput.py
+	$(PY) benchmarks/run_all.py --budget small $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
