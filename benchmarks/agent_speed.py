@@ -196,7 +196,7 @@ def time_act(agent: Any, obs: Any, calls: int, warmup_calls: int) -> dict[str, A
 
 
 # --- one agent ------------------------------------------------------------------------------
-def bench_agent(name: str, budget: str, out: Path, preset: str = "cpu") -> dict[str, Any]:
+def bench_agent(name: str, budget: str, out: Path, preset: str = "cpu", device: str = "cpu") -> dict[str, Any]:
     """Training rate and act() latency of one registered agent on its experiment's env."""
     import torch
 
@@ -214,10 +214,11 @@ def bench_agent(name: str, budget: str, out: Path, preset: str = "cpu") -> dict[
     seed_everything(config.seed)
     factory = EnvFactory(config.env, seed=config.seed, reward=config.reward)
     probe = factory.make()
-    agent = build_agent(config.agent, probe.observation_space, probe.action_space, torch.device("cpu"), config.seed)
+    agent = build_agent(config.agent, probe.observation_space, probe.action_space, torch.device(device), config.seed)
     row: dict[str, Any] = {
         "agent": name, "experiment": spec.experiment, "overrides": overrides[1:], "preset": preset if spec.preset else None,
         "train_unit": "updates/s" if spec.imitation else "env steps/s", "num_envs": config.env.num_envs, "notes": spec.notes,
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
     }
     row.update(time_training(agent, factory, config, plan["seconds"], int(plan["warmup_cycles"])))
     obs, _ = probe.reset(seed=0)
@@ -254,10 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="small", help="timed seconds and calls per agent (tiny: plumbing tests only)")
     parser.add_argument("--agents", default=",".join(AGENTS), help="comma-separated registered agents")
     parser.add_argument("--preset", choices=("cpu", "paper"), default="cpu", help="sizes of act, act_jepa and ptp")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the agent's networks run (cuda: bf16 autocast for act, act_jepa, ptp)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/agent_speed"), help="where the demo datasets are cached")
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     args = parser.parse_args(argv)
     names = [a.strip() for a in args.agents.split(",") if a.strip()]
+    if args.device == "cuda" and not __import__("torch").cuda.is_available():
+        parser.error("--device cuda: no CUDA device is visible to torch")
     unknown = [a for a in names if a not in AGENTS]
     if unknown:
         parser.error(f"unknown agent {unknown[0]!r}; choose from: {', '.join(AGENTS)}")
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in names:
         print(f"timing {name} ...", file=sys.stderr, flush=True)
-        rows.append(bench_agent(name, args.budget, args.out, args.preset))
+        rows.append(bench_agent(name, args.budget, args.out, args.preset, args.device))
     command = command_line("benchmarks/agent_speed.py", without_json(argv if argv is not None else sys.argv[1:]))
     print(markdown(rows))
     if args.json:

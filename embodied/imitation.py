@@ -7,6 +7,12 @@ episodes and stored in the checkpoint), the held-out episode split, AdamW with
 linear warm-up and cosine decay, bf16 autocast on CUDA, validation losses, and
 save/load of weights, optimiser, step and sampler RNG so a resumed run continues
 exactly. `total_steps` counts gradient steps.
+
+Under torchrun (see embodied.distributed) the training step runs in DistributedDataParallel:
+`batch_size` stays the global batch, every rank draws the same global indices and keeps its
+slice (`self.rows`), and a policy draws its per-row randomness for the global batch too
+(`global_rows`) and divides masked sums by `batch_count`, so N processes compute the
+gradient one process computes on the same global batch.
 """
 from __future__ import annotations
 
@@ -16,13 +22,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
 
+from embodied import distributed
 from embodied.agent import Agent, TrainHooks
 from embodied.config import AgentConfig
 from embodied.errors import CheckpointError, ConfigError, DatasetError
@@ -52,6 +59,8 @@ class ImitationConfig(AgentConfig):
     val_every: int = 500
     """Validation losses every this many gradient steps (0: never)."""
     val_batches: int = 4
+    compile: bool = False
+    """torch.compile the training step (checkpoints keep the uncompiled module's names)."""
 
     def __post_init__(self) -> None:
         if self.normalization not in ("mean_std", "min_max"):
@@ -106,6 +115,19 @@ def check_dataset(dataset: Any, env: gym.Env, env_id: str) -> None:
     dataset.check_compatible(env.observation_space, env.action_space)
 
 
+class LossModule(nn.Module):
+    """A policy's `compute_loss` as the forward of a module holding its networks, so that
+    DDP (its gradient all-reduce hooks) and torch.compile see the whole training step."""
+
+    def __init__(self, model: nn.Module, compute_loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]) -> None:
+        super().__init__()
+        self.model = model
+        self.compute_loss = compute_loss
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.compute_loss(batch)
+
+
 class ImitationAgent(Agent):
     """Base of the imitation policies: subclasses build the model and define the loss."""
 
@@ -126,6 +148,9 @@ class ImitationAgent(Agent):
         self.final_metrics: dict[str, float] = {}
         self.dataset_info: dict[str, Any] = {}
         self.split: tuple[list[int], list[int]] | None = None
+        self.rows = distributed.local_rows(config.batch_size)  # this process's rows of every global batch
+        self.shard: slice | None = None  # self.rows while a multi-process update runs, else None
+        self.step_module: nn.Module | None = None  # compute_loss as a module (DDP-wrapped, compiled), built by fit
 
     # --- what a policy defines ----------------------------------------------------
     @abc.abstractmethod
@@ -206,6 +231,30 @@ class ImitationAgent(Agent):
         enabled = self.config.amp and self.device.type == "cuda"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
+    # --- several processes ----------------------------------------------------------
+    def global_rows(self, n: int) -> tuple[int, slice]:
+        """(rows of the global batch, this batch's slice of them) for a batch of n rows.
+
+        Draw per-row randomness (noise, timesteps) for all the rows, then keep the slice:
+        the draws then do not depend on the number of processes."""
+        return (self.config.batch_size, self.shard) if self.shard is not None else (n, slice(0, n))
+
+    def batch_count(self, count: torch.Tensor) -> torch.Tensor:
+        """The denominator of a masked mean over the global batch: `count` averaged over the ranks
+        during a multi-process update (itself otherwise). A local sum divided by it averages over
+        the ranks, as DDP averages gradients, to the global-batch mean."""
+        return distributed.mean(count.float()) if self.shard is not None else count
+
+    def training_module(self) -> nn.Module:
+        """compute_loss as a module over `self.model`: DDP-wrapped under torchrun, compiled with agent.compile."""
+        module: nn.Module = LossModule(self.model, self.compute_loss)
+        if distributed.world_size() > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # static_graph: a multistage policy leaves some parameters unused (the other stage's head)
+            module = DistributedDataParallel(module, device_ids=[self.device] if self.device.type == "cuda" else None, static_graph=True)
+        return torch.compile(module) if self.config.compile else module
+
     # --- training -------------------------------------------------------------------
     def schedule_segment(self, step: int) -> tuple[int, int]:
         """(step within its schedule, the schedule's length): one schedule over all of training;
@@ -224,31 +273,40 @@ class ImitationAgent(Agent):
     def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:
         train, val = self.open_data(env)
         self.total_steps = total_steps
-        if self.fit(train, val, total_steps, hooks):
+        if self.fit(train, val, total_steps, hooks) and distributed.is_main():
             self.after_training(train, val, hooks)
 
     def fit(self, train: Any, val: Any, until: int, hooks: TrainHooks) -> bool:
-        """Gradient steps on random training windows until `num_steps == until`; False if the hooks stopped it."""
+        """Gradient steps on random training windows until `num_steps == until`; False if the hooks stopped it.
+
+        Every rank draws the same global batch indices and loads only its rows of them."""
         started, start_step = time.time(), self.num_steps
+        self.step_module = self.training_module()  # per fit: a stage may freeze parameters
         while self.num_steps < until:
             idx = torch.randint(len(train), (self.config.batch_size,), generator=self.generator).numpy()
-            metrics = self.update(self.to_device(train.batch(idx)))
+            metrics = distributed.mean_metrics(self.update(self.to_device(train.batch(idx[self.rows]))))
             metrics["charts/updates_per_s"] = (self.num_steps - start_step) / max(time.time() - started, 1e-9)
             self.metrics = metrics
             if val is not None and self.config.val_every > 0 and self.num_steps % self.config.val_every == 0:
-                self.metrics.update(self.validate(val))
-            if not hooks.on_step(self.num_steps):
+                self.metrics.update(self.validate(val))  # the same windows on every rank
+            if distributed.any_rank(not hooks.on_step(self.num_steps)):
                 return False
         return True
 
     def update(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        """One gradient step on a device batch at the scheduled learning rate; returns its metrics."""
-        self.model.train()
+        """One gradient step on a device batch (this rank's rows under torchrun) at the scheduled learning rate; returns its metrics."""
+        if self.step_module is None:
+            self.step_module = self.training_module()
+        self.step_module.train()
         lr = self.learning_rate(self.num_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self.autocast():
-            loss, metrics = self.compute_loss(batch)
+        self.shard = self.rows if distributed.world_size() > 1 else None
+        try:
+            with self.autocast():
+                loss, metrics = self.step_module(batch)
+        finally:
+            self.shard = None
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:

@@ -97,10 +97,12 @@ def train(cfg: DictConfig) -> Path:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from embodied import distributed
     from embodied.checkpoint import find_checkpoint, load_checkpoint
     from embodied.cli import to_dataclass
     from embodied.envs.factory import EnvFactory
     from embodied.evaluation import episodes_as_dicts, run_episodes, summarize
+    from embodied.imitation import ImitationConfig
     from embodied.metrics import MetricLogger
     from embodied.run_info import git_commit, versions, write_json
     from embodied.seeding import resolve_device, seed_everything
@@ -109,18 +111,22 @@ def train(cfg: DictConfig) -> Path:
 
     config = to_dataclass(cfg)
     hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
     experiment = hydra_cfg.runtime.choices.get("experiment", "custom")
-    (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    if config.eval.video and config.eval.episodes > 0:
-        ensure_writable_dir(run_dir / "videos")
+    if not isinstance(config.agent, ImitationConfig):  # under torchrun only dataset-trained policies train
+        distributed.require_single_process(config.agent.name)
+    device = distributed.setup(resolve_device(config.device))  # under torchrun: join the process group
+    main = distributed.is_main()  # rank 0 writes the run; other ranks only train (see embodied.distributed)
+    run_dir = distributed.broadcast_object(Path(hydra_cfg.runtime.output_dir))
+    if main:
+        (run_dir / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        if config.eval.video and config.eval.episodes > 0:
+            ensure_writable_dir(run_dir / "videos")
 
     # --- set-up: seeds, device, env factory, agent, logger, resume --------------------
     seed_everything(config.seed)
     threads = config.torch_threads or job_threads(hydra_cfg)  # parallel sweep jobs share the cores
     if threads:
         limit_threads(threads)
-    device = resolve_device(config.device)
     factory = EnvFactory(config.env, seed=config.seed, reward=config.reward)
     probe = factory.make()
     observation_space, action_space = probe.observation_space, probe.action_space
@@ -136,8 +142,11 @@ def train(cfg: DictConfig) -> Path:
         state = load_checkpoint(find_checkpoint(run_dir, "last"), agent)
         start_step = int(state["step"])
         log.info("resumed from step %d", start_step)
-    logger = MetricLogger(run_dir, config.logger, config=OmegaConf.to_container(cfg, resolve=True), append=resume)
-    hooks = TrainingHooks(config, agent, logger, run_dir, start_step, death_causes)
+    if main:
+        logger = MetricLogger(run_dir, config.logger, config=OmegaConf.to_container(cfg, resolve=True), append=resume)
+        hooks = TrainingHooks(config, agent, logger, run_dir, start_step, death_causes)
+    else:
+        hooks = distributed.WorkerHooks()
 
     # --- train (SIGINT/SIGTERM end the step, checkpoint, exit non-zero) ---------------
     started = time.time()
@@ -147,7 +156,12 @@ def train(cfg: DictConfig) -> Path:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        hooks.progress.close()
+        if main:
+            hooks.progress.close()
+    if not main:  # ranks > 0 write nothing: rank 0 logs, checkpoints and evaluates
+        if hooks.stop_signal is not None:
+            sys.exit(128 + hooks.stop_signal)
+        return run_dir
     step = agent.num_steps
     hooks.log(step, agent.training_metrics() if hasattr(agent, "training_metrics") else {})
     checkpoint = hooks.save(step)
@@ -158,6 +172,7 @@ def train(cfg: DictConfig) -> Path:
         "agent": config.agent.name,
         "seed": config.seed,
         "device": str(device),
+        "processes": distributed.world_size(),  # torchrun's, one per device
         "torch_threads": torch.get_num_threads(),
         "steps": step,
         "total_steps": config.total_steps,
@@ -207,12 +222,15 @@ def train(cfg: DictConfig) -> Path:
 
 
 def _prepare_argv(argv: list[str]) -> list[str]:
-    """Check run_dir/resume before Hydra writes anything; on resume, replay the run's overrides."""
+    """Check run_dir/resume before Hydra writes anything; on resume, replay the run's overrides.
+    Under torchrun, ranks > 0 get a throwaway Hydra output folder (rank 0 owns the run)."""
+    from embodied.distributed import worker_argv
+
     values = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in argv if "=" in a and not a.startswith("-")}
     resume = values.get("resume", "false").lower() in ("true", "1", "yes")
     run_dir = values.get("run_dir")
     if "-m" in argv or "--multirun" in argv:
-        return _sweep_argv(argv, run_dir, resume)
+        return worker_argv(_sweep_argv(argv, run_dir, resume))
     if resume and not run_dir:
         raise ConfigError("resume=true needs run_dir=<the run directory to continue>")
     if run_dir and not resume and (Path(run_dir) / "checkpoints").exists():
@@ -220,7 +238,7 @@ def _prepare_argv(argv: list[str]) -> list[str]:
     if run_dir and not any(a.startswith("hydra.run.dir=") for a in argv):
         argv = [*argv, f"hydra.run.dir={run_dir}"]
     if not resume:
-        return argv
+        return worker_argv(argv)
     overrides_file = Path(run_dir) / ".hydra" / "overrides.yaml"
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"cannot resume: run directory '{run_dir}' does not exist")
@@ -229,7 +247,7 @@ def _prepare_argv(argv: list[str]) -> list[str]:
     original = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
     given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
     kept = [o for o in original if o.split("=", 1)[0].lstrip("+~") not in given | {"resume", "run_dir"}]
-    return kept + argv
+    return worker_argv(kept + argv)
 
 
 def _sweep_argv(argv: list[str], sweep_dir: str | None, resume: bool) -> list[str]:

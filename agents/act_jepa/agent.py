@@ -9,7 +9,7 @@ by EMA with a momentum rising linearly from ema_start to ema_end over training.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -22,10 +22,13 @@ from embodied.errors import ConfigError
 from embodied.imitation import ImitationAgent
 
 
-def masked_l1(pred: torch.Tensor, target: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-    """Mean |pred - target| over the entries whose (B, T) position is not padding."""
+def masked_l1(pred: torch.Tensor, target: torch.Tensor, pad: torch.Tensor, count: Callable[[torch.Tensor], torch.Tensor] = lambda n: n) -> torch.Tensor:
+    """Mean |pred - target| over the entries whose (B, T) position is not padding.
+
+    `count` maps the number of such entries to the denominator (ImitationAgent.batch_count
+    makes it the global batch's under torchrun)."""
     valid = (~pad).unsqueeze(-1).to(pred.dtype)
-    return ((pred - target).abs() * valid).sum() / (valid.sum() * pred.shape[-1]).clamp_min(1.0)
+    return ((pred - target).abs() * valid).sum() / count(valid.sum() * pred.shape[-1]).clamp_min(1.0)
 
 
 class ACTAgent(ImitationAgent):
@@ -75,17 +78,18 @@ class ACTAgent(ImitationAgent):
         latent = kl = None
         if model.cvae is not None:
             mu, logvar = model.cvae(state, batch["action"], batch["action_is_pad"])
-            latent = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+            rows, mine = self.global_rows(len(mu))  # drawn for the global batch: the same with any number of processes
+            latent = mu + torch.randn((rows, *mu.shape[1:]), dtype=mu.dtype, device=mu.device)[mine] * (0.5 * logvar).exp()
             kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
         memory = model.encoder(task, state, images, latent, self.generator if model.training else None)
-        action_l1 = masked_l1(model.action_decoder(memory), batch["action"], batch["action_is_pad"])
+        action_l1 = masked_l1(model.action_decoder(memory), batch["action"], batch["action_is_pad"], self.batch_count)
         loss = cfg.action_weight * action_l1
         metrics = {"losses/action_l1": action_l1.item()}
         if model.predictor is not None:
             with torch.no_grad():
                 future = batch["future/state"][..., self.proprio_dims.to(self.device)]
                 target = model.target.encode_sequence(task, future, batch["future_is_pad"])
-            jepa_l1 = masked_l1(model.predictor(memory), target.float(), batch["future_is_pad"])
+            jepa_l1 = masked_l1(model.predictor(memory), target.float(), batch["future_is_pad"], self.batch_count)
             loss = loss + cfg.jepa_weight * jepa_l1
             metrics["losses/jepa_l1"] = jepa_l1.item()
             metrics["charts/target_latent_std"] = target.float().std(0).mean().item()

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler  # at import: diffusers' lazy loader is not thread-safe
 
+from embodied import distributed
 from embodied.agent import TrainHooks
 from embodied.agents.ptp import cache as embedding_cache
 from embodied.agents.ptp.config import PTPConfig
@@ -125,9 +126,10 @@ class PTPAgent(ImitationAgent):
             if not self.fit(train, val, cfg.stage1_steps, hooks):
                 return
         self.freeze_encoder()
-        self.cache = embedding_cache.ensure(self, env)  # stage 2 (reused when it exists for this encoder)
+        with distributed.main_first():  # under torchrun rank 0 writes the cache, the others read it
+            self.cache = embedding_cache.ensure(self, env)  # stage 2 (reused when it exists for this encoder)
         train, val = self.open_data(env)
-        if self.fit(train, val, total_steps, hooks):
+        if self.fit(train, val, total_steps, hooks) and distributed.is_main():
             self.after_training(train, val, hooks)
 
     def freeze_encoder(self) -> None:
@@ -151,14 +153,15 @@ class PTPAgent(ImitationAgent):
         head = net.stage1_head if cfg.multistage and "obs/embedding" not in batch else net.head
         frames = self.encode(batch, net.encoder, self.generator if self.model.training else None)
         actions = batch["action"]
-        noise = torch.randn(actions.shape, generator=self.generator).to(self.device)
-        steps = torch.randint(0, cfg.train_timesteps, (len(actions),), generator=self.generator).to(self.device)
+        rows, mine = self.global_rows(len(actions))  # drawn for the global batch: the same with any number of processes
+        noise = torch.randn((rows, *actions.shape[1:]), generator=self.generator)[mine].to(self.device)
+        steps = torch.randint(0, cfg.train_timesteps, (rows,), generator=self.generator)[mine].to(self.device)
         noisy = self.noise_scheduler.add_noise(actions, noise, steps)
         error = (head(noisy, steps, frames).float() - noise).pow(2).mean(-1)
         n_obs = frames.shape[1]
         supervised = min(cfg.supervised_past, n_obs - 1)
         mask = loss_mask(batch["action_is_pad"], n_obs - 1, supervised).to(error.dtype)
-        loss = (error * mask).sum() / mask.sum().clamp_min(1.0)
+        loss = (error * mask).sum() / self.batch_count(mask.sum()).clamp_min(1.0)
         future = error[:, n_obs - 1:].mean()
         metrics = {"losses/loss": loss.item(), "losses/future_mse": future.item()}
         if n_obs > 1:
