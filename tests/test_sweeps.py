@@ -75,7 +75,7 @@ def test_interrupted_sweep_relaunches_only_unfinished_jobs(tmp_path: Path) -> No
     again skips job 0, resumes job 1 from its last checkpoint and starts job 2."""
     sweep = tmp_path / "sweep"
     args = [a for a in QUICK if not a.startswith(("total_steps", "checkpoint."))]
-    argv = [sys.executable, "-m", "embodied.train", "-m", "seed=0,1,2", *args, "total_steps=600", "checkpoint.every=100", f"run_dir={sweep}"]
+    argv = [sys.executable, "-m", "embodied.train", "-m", "seed=0,1,2", *args, "total_steps=400", "checkpoint.every=100", f"run_dir={sweep}"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.time() + 240
@@ -96,7 +96,7 @@ def test_interrupted_sweep_relaunches_only_unfinished_jobs(tmp_path: Path) -> No
     assert again.returncode == 0, again.stderr[-2000:]
     assert "3 jobs, 1 already complete (skipped), 1 to resume, 1 new" in again.stderr + again.stdout
     after = summaries(sweep)
-    assert set(after) == {"0", "1", "2"} and all(s["status"] == "complete" and s["steps"] == 600 for s in after.values())
+    assert set(after) == {"0", "1", "2"} and all(s["status"] == "complete" and s["steps"] == 400 for s in after.values())
     assert (sweep / "0" / "summary.json").stat().st_mtime_ns == finished_at  # not re-run
     assert after["1"]["resumed_from_step"] >= 100
     assert after["2"]["resumed_from_step"] is None
@@ -107,8 +107,10 @@ def test_interrupted_sweep_relaunches_only_unfinished_jobs(tmp_path: Path) -> No
 
 def test_a_sweep_directory_holding_another_sweep_is_refused(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    run_cli("embodied.train", "-m", "seed=0", *QUICK, "total_steps=150", f"run_dir={sweep}", check=True)
-    assert_one_line_error(run_cli("embodied.train", "-m", "seed=5", *QUICK, "total_steps=150", f"run_dir={sweep}"), "holds another sweep", "seed=5")
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- seed=0\n- total_steps=150\n")  # what Hydra records per job
+    assert_one_line_error(run_cli("embodied.train", "-m", "seed=5", "total_steps=150", f"run_dir={sweep}"), "holds another sweep", "ran seed=0", "seed=5")
+    assert sorted(p.name for p in sweep.iterdir()) == ["0"]  # nothing launched, nothing written
     assert_one_line_error(run_cli("embodied.train", "-m", "seed=0,1", "resume=true", f"run_dir={sweep}"), "re-run its command with run_dir")
 
 
@@ -160,6 +162,7 @@ def test_ray_launcher_on_a_local_ray_cluster(tmp_path: Path) -> None:
         subprocess.run([str(ray), "stop", "--force"], capture_output=True, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_job_directories_named_by_overrides_are_kept_across_relaunches(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = ["-m", "seed=0,1", *QUICK, "total_steps=100", "eval.episodes=0", "hydra.sweep.subdir=seed_${seed}", f"run_dir={sweep}"]
