@@ -257,6 +257,9 @@ def table(results: dict[str, Any]) -> str:
         f"Raw numbers: `{results['results_path']}`. `make bench` reruns the small budget; `--budget full` gives the numbers to quote. "
         "Every row names the command that reproduces it; a failed benchmark shows its error, never a number.",
     ]
+    for rerun in results.get("reruns", []):
+        errors = "; ".join(f"{e['name']} ({e['rerun_of_failure']})" for e in results["benchmarks"] if e["name"] in rerun["jobs"] and e.get("rerun_of_failure"))
+        lines[0] += f" Re-run with `{rerun['command']}` on {rerun['date'][:16].replace('T', ' ')} UTC after failing: {errors}."
     by_benchmark: dict[str, list[dict[str, Any]]] = {}
     for entry in results["benchmarks"]:
         by_benchmark.setdefault(entry["benchmark"], []).append(entry)
@@ -335,6 +338,11 @@ def check_readme(path: Path) -> str | None:
     return None
 
 
+def previous_error(results: dict[str, Any], name: str) -> str | None:
+    """The error a job had in an earlier results file."""
+    return next((e.get("error") for e in results["benchmarks"] if e["name"] == name), None)
+
+
 # --- main -------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -346,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-readme", action="store_true", help="do not touch the README")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "run_all", help="each job's log and raw JSON")
     parser.add_argument("--list", action="store_true", help="print the jobs (commands and timeouts) and exit")
+    parser.add_argument("--rerun-failed", action="store_true", help="re-run only the jobs that failed in --results (same budget) and record that they were re-run")
     parser.add_argument("--inject-failure", choices=("error", "timeout"), help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
     raw_argv = argv if argv is not None else sys.argv[1:]
@@ -368,6 +377,14 @@ def main(argv: list[str] | None = None) -> int:
     args.results.parent.mkdir(parents=True, exist_ok=True)
 
     jobs = plan(args.budget, only, agents, args.inject_failure)
+    previous: dict[str, Any] | None = None
+    if args.rerun_failed:
+        previous = json.loads(args.results.read_text()) if args.results.exists() else None
+        if previous is None or previous.get("budget") != args.budget:
+            parser.error(f"--rerun-failed needs {args.results} from a --budget {args.budget} run")
+        jobs = [job for job in jobs if job.name in previous["failed"]]
+        if not jobs:
+            parser.error(f"--rerun-failed: no job of this selection failed in {args.results}")
     started, date = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     info = machine()
     entries = []
@@ -378,8 +395,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"        {status} ({entry['seconds']:.0f} s)", file=sys.stderr, flush=True)
         entries.append(entry)
 
+    if previous is not None:  # keep the earlier run's entries; the re-run ones replace theirs, marked as such
+        rerun = {e["name"]: {**e, "rerun_of_failure": previous_error(previous, e["name"])} for e in entries}
+        entries = [rerun.get(e["name"], e) for e in previous["benchmarks"]]
     failed = [e["name"] for e in entries if e["status"] != "ok"]
     command = "python " + shlex.join(["benchmarks/run_all.py", *raw_argv])
+    if previous is not None:
+        command, date = previous["command"], previous["date"]
     results = {
         "schema": 1,
         "command": command,
@@ -394,6 +416,13 @@ def main(argv: list[str] | None = None) -> int:
         "results_path": display_path(args.results),
         "benchmarks": entries,
     }
+    if previous is not None:  # the header describes the original run; the re-run keeps its own load figures
+        results["duration_s"], results["machine"] = previous["duration_s"], previous["machine"]
+        results["load_average_at_end"] = previous.get("load_average_at_end")
+        results["reruns"] = [*previous.get("reruns", []), {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                                           "command": "python " + shlex.join(["benchmarks/run_all.py", *raw_argv]),
+                                                           "jobs": [e["name"] for e in rerun.values()],
+                                                           "load_average": {"start": info.get("load_average_at_start"), "end": list(os.getloadavg())}}]
     tmp = args.results.with_name(f".{args.results.name}.tmp")
     tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     os.replace(tmp, args.results)

@@ -97,6 +97,18 @@ def test_suite_writes_results_and_table_and_reports_failures(tmp_path: Path) -> 
     (failure_row,) = [r for r in rows if "injected_failure" in r]
     assert "**failed**: exit status 1: error: injected failure" in failure_row
 
+    # --rerun-failed runs only the failed job again, keeps the other entries and records the re-run.
+    proc = run_suite(tmp_path, "--budget", "tiny", "--only", "sandbox,agent_speed", "--agents", "ppo", "--results", str(results),
+                     "--readme", str(readme), "--work", str(tmp_path / "work"), "--inject-failure", "error", "--rerun-failed")
+    assert proc.returncode == 1 and "[1/1]" in proc.stderr, proc.stderr[-2000:]
+    again = json.loads(results.read_text())
+    kept = [e for e in again["benchmarks"] if e["name"] != "injected_failure"]
+    assert kept == [e for e in data["benchmarks"] if e["name"] != "injected_failure"]
+    assert again["reruns"][0]["jobs"] == ["injected_failure"] and again["date"] == data["date"]
+    (rerun,) = [e for e in again["benchmarks"] if e["name"] == "injected_failure"]
+    assert rerun["rerun_of_failure"].startswith("exit status 1: error: injected failure")
+    assert "Re-run with `python benchmarks/run_all.py" in readme.read_text()
+
 
 def test_a_hanging_job_is_killed_and_recorded_as_failed(tmp_path: Path) -> None:
     job = run_all.Job("hangs", "injected", ["-c", "import time; time.sleep(60)"], timeout_s=1)
