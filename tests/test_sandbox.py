@@ -242,6 +242,35 @@ def test_timeout_kills_the_worker_and_reset_restarts_it(hang: str, line: int | N
         assert sandbox.stats["starts"] == 2
 
 
+def test_a_pause_in_the_parent_is_not_a_reward_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent stalls (as in a long GC) after sending a fast call: the waiting reply counts."""
+    with RewardSandbox(body(), timeout_s=0.2) as sandbox:
+        send = sandbox._req.send_bytes
+
+        def send_then_stall(payload: bytes) -> None:
+            send(payload)
+            time.sleep(0.5)
+
+        monkeypatch.setattr(sandbox._req, "send_bytes", send_then_stall)
+        assert sandbox.call([{"step": 0}], [0]) == [(0.0, {})]
+
+
+def test_a_stale_start_time_on_the_shared_page_is_not_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page's start time read back as 0.0 (seen once on this project's VMs): the deadline counts from the request."""
+    import struct
+
+    with RewardSandbox(body("x = sum(range(2 * 10**7))  # ~0.4 s"), timeout_s=1.0) as sandbox:
+        send = sandbox._req.send_bytes
+
+        def send_then_clobber(payload: bytes) -> None:
+            send(payload)
+            time.sleep(0.1)  # the worker has written its start time by now
+            struct.pack_into("<d", sandbox._progress, 0, 0.0)
+
+        monkeypatch.setattr(sandbox._req, "send_bytes", send_then_clobber)
+        assert sandbox.call([{"step": 0}], [0]) == [(0.0, {})]
+
+
 @pytest.mark.parametrize("hog", [
     "x = [0] * 10**10",
     "for _ in range(100): memory.setdefault('hoard', []).append([0] * 10**7)",

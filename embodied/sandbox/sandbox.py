@@ -150,7 +150,7 @@ class RewardSandbox:
         began = time.perf_counter()
         req_r, req_w = os.pipe()
         resp_r, resp_w = os.pipe()
-        with tempfile.TemporaryFile() as page:
+        with tempfile.TemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as page:  # memory, not disk
             page.truncate(PAGE)
             self._progress = mmap.mmap(page.fileno(), PAGE)
             self._stderr = tempfile.TemporaryFile()
@@ -175,12 +175,19 @@ class RewardSandbox:
 
     def _exchange(self, payload: bytes, views: list | None, first_deadline: float | None = None) -> tuple[dict, array]:
         """Send a request and wait for the reply, killing the worker when a reward call overruns."""
-        struct.pack_into("<dq", self._progress, 0, (first_deadline or time.monotonic() + self._timeout) - self._timeout, -1)
+        sent = (first_deadline or time.monotonic() + self._timeout) - self._timeout
+        struct.pack_into("<dq", self._progress, 0, sent, -1)
         try:
             self._req.send_bytes(payload)
             while True:
+                # A reply that is already waiting counts, whatever the clock says: a pause in this
+                # process (a full GC, descheduling) must not be blamed on the reward.
+                if self._poller.poll(0):
+                    break
                 index, = struct.unpack_from("<q", self._progress, 8)  # index first: the start time is then never older
-                started, = struct.unpack_from("<d", self._progress, 0)
+                # never older than this request: on this project's VMs the shared page was once read back
+                # as 0.0 right after the write above, which would time out a call that had not started
+                started = max(struct.unpack_from("<d", self._progress, 0)[0], sent)
                 remaining = started + self._timeout - time.monotonic()
                 if remaining <= 0:
                     what = "running the module's top level" if views is None else "a reward call"
