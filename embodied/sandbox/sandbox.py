@@ -175,8 +175,8 @@ class RewardSandbox:
 
     def _exchange(self, payload: bytes, views: list | None, first_deadline: float | None = None) -> tuple[dict, array]:
         """Send a request and wait for the reply, killing the worker when a reward call overruns."""
-        sent = (first_deadline or time.monotonic() + self._timeout) - self._timeout
-        struct.pack_into("<dq", self._progress, 0, sent, -1)
+        sent = time.monotonic()
+        struct.pack_into("<dq", self._progress, 0, (first_deadline or sent + self._timeout) - self._timeout, -1)
         try:
             self._req.send_bytes(payload)
             while True:
