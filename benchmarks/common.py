@@ -10,16 +10,16 @@ import sys
 from pathlib import Path
 
 from embodied.evaluation import mean_ci
+from embodied.run_info import run_complete
 
 
 def train_once(run_dir: Path, overrides: list[str]) -> dict:
     """Run `embodied-train overrides run_dir=...` (one torch thread) unless it already finished; return its summary."""
-    summary = run_dir / "summary.json"
-    if not (summary.exists() and json.loads(summary.read_text()).get("status") == "complete"):
+    if not run_complete(run_dir):
         args = [sys.executable, "-m", "embodied.train", *overrides, f"run_dir={run_dir}", "torch_threads=1"]
         print("running:", shlex.join(args[1:]), file=sys.stderr, flush=True)
         subprocess.run(args, check=True, capture_output=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    return json.loads(summary.read_text())
+    return json.loads((run_dir / "summary.json").read_text())
 
 
 def command_line(script: str, argv: list[str] | None) -> str:

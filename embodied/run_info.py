@@ -34,6 +34,14 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
+def run_complete(run_dir: Path) -> bool:
+    """Whether `embodied-train` finished this run (its summary.json says complete; absent or unreadable: no)."""
+    try:
+        return json.loads((Path(run_dir) / "summary.json").read_text()).get("status") == "complete"
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def write_json(path: Path, data: Any) -> Path:
     """Write JSON atomically (temp file, then rename)."""
     path = Path(path)

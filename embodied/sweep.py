@@ -15,7 +15,6 @@ mixing two sweeps in one directory would average unrelated runs.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import yaml
 from omegaconf import DictConfig
 
 from embodied.errors import ConfigError
+from embodied.run_info import run_complete
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
@@ -40,12 +40,7 @@ def job_status(job_dir: Path, overrides: list[str]) -> str:
             f"sweep directory {job_dir.parent} holds another sweep: its job {job_dir.name} ran {' '.join(ran)}, "
             f"this sweep gives that job {' '.join(gives)}; re-run the original command or choose a new run_dir"
         )
-    summary = job_dir / "summary.json"
-    try:
-        complete = summary.exists() and json.loads(summary.read_text()).get("status") == "complete"
-    except (OSError, json.JSONDecodeError):
-        complete = False
-    return "complete" if complete else "unfinished"
+    return "complete" if run_complete(job_dir) else "unfinished"
 
 
 def job_threads(hydra_cfg: DictConfig | None, cores: int | None = None) -> int | None:
