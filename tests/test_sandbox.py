@@ -18,7 +18,8 @@ from embodied.errors import EmbodiedError
 from embodied.sandbox import RewardError, RewardSandbox, check_source
 from embodied.sandbox.checks import FORBIDDEN_ATTRS
 from embodied.sandbox.guards import SAFE_BUILTINS
-from embodied.sandbox.worker import PRELOAD
+from embodied.sandbox.worker import IMPORTABLE, NUMPY_PARTS
+PRELOAD = IMPORTABLE + NUMPY_PARTS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,12 +1,16 @@
 """Runtime guards for reward code, used inside the worker process (stdlib only).
 
-* `restricted_builtins`: a small allowlist; `__import__` hands out only the preloaded
-  math and numpy modules and `print` is a no-op, both compiled in a namespace of their
-  own so that their globals lead nowhere;
+These are the Python layer: they turn what reward code must not do into clear error
+messages early. They are not what keeps reward code contained; the kernel is (`kernel.py`).
+
+* `restricted_builtins`: a small allowlist; `__import__` hands out only the modules the
+  worker preloaded and `print` is a no-op, both compiled in a namespace of their own;
 * `install_audit_guard`: an audit hook that, while armed, refuses every audited action
   (opening files, sockets, processes, imports, frame and code-object access, ...) and
   records it even if the reward swallows the exception;
-* `validate`: a reward's return must be (finite number, {str: finite number}), never bool.
+* `plain_message`: an exception's text built without running any reward-defined code;
+* `validate`: a reward's return must be (finite number, {str: finite number}), never bool
+  (the parent checks the values again with its own modules).
 """
 from __future__ import annotations
 
@@ -15,14 +19,14 @@ import math
 import numbers
 import reprlib
 import sys
-from typing import Any
+from typing import Any, Callable
 
 SAFE_BUILTINS = (
     "abs", "all", "any", "bool", "callable", "chr", "complex", "dict", "divmod", "enumerate", "filter",
     "float", "frozenset", "hash", "int", "isinstance", "iter", "len", "list", "map", "max", "min",
     "next", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum",
-    "tuple", "zip", "ArithmeticError", "AssertionError", "AttributeError", "Exception", "IndexError",
-    "KeyError", "LookupError", "NotImplementedError", "OverflowError", "RuntimeError",
+    "tuple", "zip", "format", "bin", "hex", "oct", "ascii", "Ellipsis", "NotImplemented", "ArithmeticError",
+    "AssertionError", "AttributeError", "Exception", "IndexError", "KeyError", "LookupError", "NotImplementedError", "OverflowError", "RuntimeError",
     "StopIteration", "TypeError", "ValueError", "ZeroDivisionError",
 )
 HARMLESS_EVENTS = frozenset({"builtins.id"})  # numpy's repr calls id()
@@ -42,47 +46,79 @@ class BadReturn(Exception):
 
 _HELPERS = '''
 def __import__(name, globals=None, locals=None, fromlist=(), level=0):
-    if level == 0 and name in modules:
-        return modules[name] if fromlist else modules[name.partition(".")[0]]
+    found = module(name) if level == 0 else None
+    if found is not None:
+        if fromlist or "." not in name:
+            return found
+        return module(name.partition(".")[0])
     audit("sandbox.import", name)  # the worker's audit hook records the attempt, with its line, and raises
     raise Violation("import of " + repr(name) + " is blocked")
 def print(*args, **kwargs):
     return None
 '''
+_HELPER_CODE = compile(_HELPERS, "<sandbox>", "exec")
+_SAFE = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
+_PLAIN = (str, int, float, bool, type(None))
 
 
-def restricted_builtins(modules: dict[str, Any]) -> dict[str, Any]:
-    """The reward's `__builtins__`; the two helpers are compiled in a namespace holding only what they need."""
-    scope = {"__builtins__": {"repr": repr}, "modules": modules, "audit": sys.audit, "Violation": Violation}
-    exec(compile(_HELPERS, "<sandbox>", "exec"), scope)
-    safe = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
-    return {**safe, "True": True, "False": False, "None": None, "__import__": scope["__import__"], "print": scope["print"]}
+def restricted_builtins(module: Callable[[str], Any]) -> dict[str, Any]:
+    """A reward namespace's `__builtins__`: `__import__` hands out what `module(name)` returns (None: blocked).
+
+    The two helpers run in a namespace holding only what they need, so their globals lead nowhere.
+    """
+    scope = {"__builtins__": {"repr": repr}, "module": module, "audit": sys.audit, "Violation": Violation}
+    exec(_HELPER_CODE, scope)
+    return {**_SAFE, "True": True, "False": False, "None": None, "__import__": scope["__import__"], "print": scope["print"]}
 
 
-def reward_line(frame: Any, namespace: dict) -> int | None:
-    """Line of the innermost frame of reward code at or above `frame` (f_globals raises no audit event)."""
-    while frame is not None and frame.f_globals is not namespace:
+def reward_line(frame: Any) -> int | None:
+    """Line of the innermost frame of reward code (compiled as "<reward>") at or above `frame`."""
+    while frame is not None and frame.f_code.co_filename != "<reward>":
         frame = frame.f_back
     return None if frame is None else frame.f_lineno
 
 
-def install_audit_guard(blocked: list, namespace: dict) -> list[bool]:
+def type_name(value: Any) -> str:
+    """The name of `value`'s type, read through `type` itself (a metaclass cannot substitute its own)."""
+    return _TYPE_NAME.__get__(type(value))
+
+
+def plain_message(exc: BaseException, with_type: bool = True, limit: int = 300) -> str:
+    """"Type: message" for an exception, built from plain data only: no reward-defined __str__ or __repr__ runs.
+
+    Arguments that are not exactly str, int, float, bool or None are shown as <type name>.
+    """
+    args = _ARGS.__get__(exc)
+    if type(args) is not tuple:
+        args = ()
+    shown = [a if type(a) is str and len(args) == 1 and type(exc) is not KeyError
+             else repr(a) if type(a) in _PLAIN else f"<{type_name(a)}>" for a in args[:4]]
+    text = ", ".join(s[:limit] for s in shown)
+    name = type_name(exc)
+    return (f"{name}: {text}" if with_type else text)[:limit].rstrip(": ") or name
+
+
+_TYPE_NAME = type.__dict__["__name__"]
+_ARGS = BaseException.__dict__["args"]
+
+
+def install_audit_guard(blocked: list) -> list[bool]:
     """Audit hook refusing every audited event while armed; returns its [armed, allow_one_exec] switches.
 
     The switches live only in this closure and the caller's locals, never in module
-    globals, so reward code that reached this module's namespace still could not disarm it.
+    globals. It gives clear messages; the kernel layer (kernel.py) is what contains code that gets past it.
     """
     state = [False, False]
 
     def hook(event: str, args: tuple) -> None:
         if not state[0] or event in HARMLESS_EVENTS:
             return
-        if event == "exec" and state[1]:  # the one exec() that loads the reward module
+        if event == "exec" and state[1]:  # the one exec() the worker itself runs (the reward module)
             state[1] = False
             return
         state[0] = False  # frame access below raises audit events of its own
         try:
-            line = reward_line(sys._getframe(1), namespace)
+            line = reward_line(sys._getframe(1))
         finally:
             state[0] = True
         what = f"import of {args[0]!r} is blocked" if event == "sandbox.import" else f"{event} is blocked in reward code"

@@ -1,16 +1,27 @@
 """The reward worker: one process that runs one designed reward (started by `sandbox.py`).
 
-Run as `python -I worker.py REQ_FD RESP_FD PROGRESS_FD`; it imports nothing from
-`embodied` (only `guards.py`, by path). Beneath the parent's static checks it runs the
-reward with the runtime guards of `guards.py` and two resource limits: RLIMIT_AS =
-address space after start-up + memory_mb, and RLIMIT_CPU re-armed before each batch to
-CPU time used + cpu_s (so a worker stuck in C code after its parent died still stops).
+Run as `python -I worker.py REQ_FD RESP_FD PROGRESS_FD` with an empty environment and
+a working directory of its own; it imports nothing from `embodied` (only `guards.py`
+and `kernel.py`, by path). Start-up, before any reward code runs:
 
-Protocol: requests are pickles from the trusted parent: ("call", resets, views, slots) or
-("close",). Replies never contain pickles: a 4-byte length, a JSON header and, for
-results, raw float64s (per item: total, then the components in the header's name order).
-The shared PROGRESS_FD page holds the start time and index of the item being run, so
-the parent can enforce the per-call timeout and name the view that hung.
+1. read the init message, import numpy and everything reward code may import, and
+   run a numpy warm-up so that nothing is imported lazily later;
+2. compile the reward module, set RLIMIT_AS (start-up size + memory_mb);
+3. `kernel.lock_down` (isolation=kernel): network namespace, rlimits, nobody,
+   no-new-privs, Landlock, seccomp; report what took effect ("locked");
+4. run the module's top level once (errors are reported at start-up), say "ready".
+
+Every slot (one per env of a vector env) gets its own namespace: the module is run
+again for a slot's first call and after each reset, so no module-level state passes
+between slots or episodes, and `math`/`numpy` are per-slot copies, so reassigning
+`np.sum` or `math.isfinite` changes nothing outside that slot.
+
+Protocol (frames of a 4-byte little-endian length and a payload): requests are
+pickles from the trusted parent: ("call", resets, views, slots) or ("close",).
+Replies never contain pickles: a 4-byte header length, a JSON header and, for
+results, raw float64s (per item: total, then the components in the header's name
+order). Nothing in a reply is trusted by the parent. The shared PROGRESS_FD page
+holds the index of the item being run and, on SIGUSR1, the reward line being run.
 """
 from __future__ import annotations
 
@@ -24,141 +35,224 @@ import resource
 import signal
 import struct
 import sys
-import time
+import types
 import warnings
 from array import array
-from collections import defaultdict
-from multiprocessing.connection import Connection
 from typing import Any, Callable
 
 if __package__:  # imported as embodied.sandbox.worker (tests)
-    from embodied.sandbox.guards import BadReturn, Violation, install_audit_guard, restricted_builtins, reward_line, validate
+    from embodied.sandbox import kernel
+    from embodied.sandbox.guards import (BadReturn, Violation, install_audit_guard, plain_message, restricted_builtins,
+                                         reward_line, validate)
 else:  # run by the sandbox as `python -I worker.py`: its own directory is not on sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from guards import BadReturn, Violation, install_audit_guard, restricted_builtins, reward_line, validate
+    import kernel
+    from guards import BadReturn, Violation, install_audit_guard, plain_message, restricted_builtins, reward_line, validate
 
-# Imported before reward code runs: numpy loads these lazily (np.median imports numpy.ma),
-# and an import while reward code runs is refused by the audit hook.
-PRELOAD = ("numpy", "numpy.linalg", "numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.char",
-           "numpy.strings", "numpy.rec")
-PAGE = 24  # shared progress page: start time (float64), item index (int64), line where a timeout hit (int64)
+IMPORTABLE = ("math", "numpy", "typing", "collections", "itertools", "functools", "__future__")
+NUMPY_PARTS = ("numpy.linalg", "numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.char",
+               "numpy.strings", "numpy.rec", "numpy.lib", "numpy.exceptions", "numpy.dtypes")
+PAGE = 24  # shared progress page: (unused float64), item index (int64), line where a timeout hit (int64)
 EXIT_MEMORY = 3  # the worker ran out of memory outside reward code (parent reports "memory")
+MAX_FRAME = 1 << 30
 
 
-def _report_line(frame: Any, namespace: dict, progress: mmap.mmap) -> None:
-    """On SIGUSR1, sent before the parent kills a call that timed out: note the reward line being run."""
-    struct.pack_into("<q", progress, 16, reward_line(frame, namespace) or 0)
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def recv(fd: int) -> bytes:
+    size, = struct.unpack("<I", _read_exact(fd, 4))
+    return _read_exact(fd, size)
+
+
+def send(fd: int, header: dict[str, Any], floats: array | None = None) -> None:
+    head = json.dumps(header).encode()
+    body = struct.pack("<I", len(head)) + head + (floats.tobytes() if floats is not None else b"")
+    data = memoryview(struct.pack("<I", len(body)) + body)
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _warm_up(np: Any) -> None:
+    """Run what ordinary reward code runs, so numpy's lazily imported internals are loaded now."""
+    a = np.arange(6.0).reshape(2, 3)
+    for method in ("min", "max", "sum", "mean", "std", "var", "any", "all", "prod", "argmax", "argmin", "cumsum",
+                   "round", "tolist", "item" if a.size == 1 else "copy"):
+        getattr(a, method)()
+    a.clip(0, 1)
+    for value in (a, a[0, 0], np.int64(3), np.float32(1.5), np.array([True]), np.array(["a"]), np.array([1 + 2j]),
+                  np.zeros(2, dtype=[("x", float)]), np.dtype(float)):
+        str(value), repr(value), f"{value}"
+    f"{a[0, 0]:.3f}"
+    np.median(a), np.percentile(a, 50), np.linalg.norm(a), np.random.default_rng(0).random(), np.unique(a)
+    np.histogram(a), np.interp(1, [0, 2], [0, 1]), np.isclose(1, 1), np.allclose(a, a), np.nanmean(a)
+    np.polyfit([0, 1, 2], [0, 1, 2], 1), np.gradient(a[0]), np.pad(a, 1), np.array2string(a)
+    for bad in (lambda: a[5], lambda: a + np.ones(4), lambda: np.linalg.inv(np.zeros((2, 2)))):
+        try:
+            bad()
+        except Exception as exc:  # noqa: BLE001 - the message formatting is what is being loaded
+            str(exc)
+    with np.errstate(all="ignore"):
+        np.log(np.zeros(1)), np.ones(1) / 0
+
+
+def _snapshot(module: types.ModuleType, parts: dict[str, types.ModuleType]) -> types.ModuleType:
+    """A copy of `module` (and of its preloaded numpy submodules) whose attributes can be reassigned harmlessly."""
+    copy = types.ModuleType(module.__name__)
+    copy.__dict__.update(module.__dict__)
+    for name, value in module.__dict__.items():
+        if type(value) is types.ModuleType and value.__name__ in parts:
+            setattr(copy, name, _snapshot(value, {}))
+    return copy
+
+
+class Slots:
+    """Per-slot namespaces and memories: the module is run afresh for a slot's first call and after reset."""
+
+    def __init__(self, code: Any, modules: dict[str, types.ModuleType], guards: bool, state: list[bool]) -> None:
+        self.code, self.modules, self.guards, self.state = code, modules, guards, state
+        self.parts = {name: sys.modules[name] for name in NUMPY_PARTS if name in sys.modules}
+        self.slots: dict[int, tuple[Callable, dict]] = {}
+
+    def fresh(self) -> dict:
+        """A namespace for running the module: restricted builtins over per-namespace module copies."""
+        if not self.guards:
+            return {"__name__": "reward"}
+        copies: dict[str, types.ModuleType] = {}
+
+        def module(name: str) -> types.ModuleType | None:
+            if name not in copies and name in self.modules:
+                copies[name] = _snapshot(self.modules[name], self.parts) if name in ("math", "numpy") else self.modules[name]
+            return copies.get(name) or (sys.modules.get(name) if name.startswith("numpy.") else None)
+
+        self.state[1] = True  # lets the helpers' exec() past the audit hook
+        return {"__builtins__": restricted_builtins(module), "__name__": "reward"}
+
+    def run_module(self) -> dict:
+        namespace = self.fresh()
+        self.state[1] = True  # lets this one exec() past the audit hook
+        exec(self.code, namespace)
+        return namespace
+
+    def get(self, slot: int) -> tuple[Callable, dict]:
+        if slot not in self.slots:
+            namespace = self.run_module()
+            reward = namespace.get("reward")
+            if not callable(reward):
+                raise Violation("the module no longer defines a callable `reward`")
+            self.slots[slot] = (reward, {})
+        return self.slots[slot]
 
 
 def _failure(exc: BaseException, index: int | None, blocked: list) -> dict[str, Any]:
-    """The error record for the parent: kind, message, line, index of the failing item."""
+    """The error record for the parent, built from plain data only (no reward-defined __str__/__repr__ runs)."""
     line = None
     if blocked:
         kind, (message, line) = "forbidden", blocked[0]
     elif isinstance(exc, BadReturn):
-        kind, message = "bad_return", str(exc)
+        kind, message = "bad_return", plain_message(exc, with_type=False)
     else:
         kind = "forbidden" if isinstance(exc, Violation) else "memory" if isinstance(exc, MemoryError) else "exception"
-        tb = exc.__traceback__
+        tb = BaseException.__traceback__.__get__(exc)
         while tb is not None:
             if tb.tb_frame.f_code.co_filename == "<reward>":
                 line = tb.tb_lineno
             tb = tb.tb_next
-        try:
-            message = f"{type(exc).__name__}: {exc}"[:300].rstrip(": ")
-        except Exception:
-            message = type(exc).__name__
+        message = plain_message(exc)
     blocked.clear()
     return {"kind": kind, "message": message, "line": line, "index": index}
 
 
-def _send(resp: Connection, header: dict[str, Any], floats: array | None = None) -> None:
-    head = json.dumps(header).encode()
-    resp.send_bytes(struct.pack("<I", len(head)) + head + (floats.tobytes() if floats is not None else b""))
-
-
-def _run_batch(reward: Callable, memories: dict, views: list, slots: list, state: list[bool],
-               blocked: list, progress: mmap.mmap) -> tuple[dict[str, Any], array | None]:
+def _run_batch(slots: Slots, resets: list, views: list, ids: list, state: list[bool], blocked: list,
+               progress: mmap.mmap) -> tuple[dict[str, Any], array | None]:
     """Run the reward on each view in order; stop at the first failure and name its index."""
-    floats, schemas, ids = array("d"), {}, []
-    pack, now, i = struct.pack_into, time.monotonic, -1
+    floats, schemas, out_ids = array("d"), {}, []
+    pack, i = struct.pack_into, -1
     state[0] = True
     try:
+        for slot in resets:
+            slots.slots.pop(slot, None)
         for i, view in enumerate(views):
-            pack("<dq", progress, 0, now(), i)
-            out = reward(view, memories[slots[i]])
+            pack("<q", progress, 8, i)
+            reward, memory = slots.get(ids[i])
+            out = reward(view, memory)
             if blocked:
                 raise Violation("blocked action")
             sid, values = validate(out, schemas)
-            ids.append(sid)
+            out_ids.append(sid)
             floats.extend(values)
-    except Exception as exc:
+    except BaseException as exc:  # noqa: BLE001 - SystemExit or KeyboardInterrupt from reward code is its failure too
         state[0] = False
         if isinstance(exc, MemoryError):
-            memories.clear()  # free what the reward hoarded so the report can be sent
+            slots.slots.clear()  # free what the reward hoarded so the report can be sent
         return {"error": _failure(exc, i, blocked)}, None
     state[0] = False
-    return {"schemas": list(schemas), "ids": ids if len(schemas) > 1 else None}, floats
+    return {"schemas": list(schemas), "ids": out_ids if len(schemas) > 1 else None}, floats
 
 
-def _load(init: dict[str, Any], progress: mmap.mmap) -> tuple[Any, list[bool], list]:
-    """Import numpy, set the memory limit, arm the guards and run the reward module: (reward or error, state, blocked)."""
+def _start(init: dict[str, Any], req: int, resp: int, progress: mmap.mmap) -> tuple[Slots, list[bool], list, dict]:
+    """Import, compile, limit and lock down (everything before reward code runs)."""
     sys.path[:] = init["path"]
-    modules: dict[str, Any] = {"math": math, **{name: importlib.import_module(name) for name in PRELOAD}}
-    try:
-        with open("/proc/self/statm") as f:
-            base = int(f.read().split()[0]) * resource.getpagesize()
-    except OSError:  # not Linux: the limit is memory_mb of address space in all
-        base = 0
+    modules = {name: importlib.import_module(name) for name in IMPORTABLE}
+    for name in NUMPY_PARTS:
+        importlib.import_module(name)
+    _warm_up(modules["numpy"])
+    code = compile(init["source"], "<reward>", "exec", dont_inherit=True)
+    with open("/proc/self/statm") as f:
+        base = int(f.read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS, (base + int(init["memory_mb"] * 2**20),) * 2)
     blocked: list[tuple[str, int | None]] = []
-    namespace = {"__builtins__": restricted_builtins(modules), "__name__": "reward"}
-    code = compile(init["source"], "<reward>", "exec", dont_inherit=True)
-    state = install_audit_guard(blocked, namespace)
-    signal.signal(signal.SIGUSR1, lambda signum, frame: _report_line(frame, namespace, progress))
-    struct.pack_into("<dq", progress, 0, time.monotonic(), -1)
-    state[:] = [True, True]
-    try:
-        exec(code, namespace)
-        if blocked:
-            raise Violation("blocked action")
-    except Exception as exc:
-        state[0] = False
-        return {"error": _failure(exc, None, blocked)}, state, blocked
-    state[:] = [False, False]
-    if not callable(namespace.get("reward")):
-        return {"error": {"kind": "signature", "message": "the code defines no function `reward`", "line": None, "index": None}}, state, blocked
-    return namespace["reward"], state, blocked
+    state = install_audit_guard(blocked) if init["guards"] else [False, False]
+    slots = Slots(code, modules, init["guards"], state)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: struct.pack_into("<q", progress, 16, reward_line(frame) or 0))
+    report: dict[str, Any] = {"isolation": init["isolation"]}
+    if init["isolation"] == "kernel":
+        report.update(kernel.lock_down((req,), (resp, 2), open_fds=max(req, resp, 2) + 1))
+    return slots, state, blocked, report
 
 
 def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     warnings.simplefilter("ignore")  # numpy's RuntimeWarnings would only fill stderr; NaN/inf are caught on return
-    req, resp = Connection(int(argv[1]), writable=False), Connection(int(argv[2]), readable=False)
+    sys.stdout = None  # print() anywhere writes nothing
+    req, resp = int(argv[1]), int(argv[2])
     progress = mmap.mmap(int(argv[3]), PAGE)
     os.close(int(argv[3]))
-    init = pickle.loads(req.recv_bytes())
-    reward, state, blocked = _load(init, progress)
-    if isinstance(reward, dict):
-        return _send(resp, reward)
-    _send(resp, {"ready": True})
-    memories: dict[int, dict] = defaultdict(dict)
-    cpu_limit = 0
+    init = pickle.loads(recv(req))
+    slots, state, blocked, report = _start(init, req, resp, progress)
+    send(resp, {"locked": report})
+    if init["isolation"] == "kernel" and not report.get("seccomp"):
+        return  # the parent refuses to go on without seccomp
+    state[0] = True
+    try:
+        namespace = slots.run_module()
+        if blocked:
+            raise Violation("blocked action")
+    except BaseException as exc:  # noqa: BLE001
+        state[0] = False
+        return send(resp, {"error": _failure(exc, None, blocked)})
+    state[0] = False
+    if not callable(namespace.get("reward")):
+        return send(resp, {"error": {"kind": "signature", "message": "the code defines no function `reward`", "line": None, "index": None}})
+    slots.slots[0] = (namespace["reward"], {})
+    send(resp, {"ready": True})
     while True:
         try:
-            request = pickle.loads(req.recv_bytes())
+            request = pickle.loads(recv(req))
         except EOFError:  # the parent is gone
             return
         if request[0] == "close":
             return
-        _, resets, views, slots = request
-        for slot in resets:
-            memories[slot] = {}
-        used = time.process_time()
-        if cpu_limit < used + init["cpu_s"]:  # each batch gets cpu_s to cpu_s + 1 s; re-armed about once a CPU second
-            cpu_limit = math.ceil(used + init["cpu_s"])
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit, resource.RLIM_INFINITY))
-        _send(resp, *_run_batch(reward, memories, views, slots, state, blocked, progress))
+        _, resets, views, ids = request
+        send(resp, *_run_batch(slots, resets, views, ids, state, blocked, progress))
 
 
 if __name__ == "__main__":
