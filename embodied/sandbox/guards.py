@@ -71,9 +71,12 @@ def restricted_builtins(module: Callable[[str], Any]) -> dict[str, Any]:
     return {**_SAFE, "True": True, "False": False, "None": None, "__import__": scope["__import__"], "print": scope["print"]}
 
 
-def reward_line(frame: Any) -> int | None:
-    """Line of the innermost frame of reward code (compiled as "<reward>") at or above `frame`."""
-    while frame is not None and frame.f_code.co_filename != "<reward>":
+def reward_line(frame: Any, namespaces: set[int]) -> int | None:
+    """Line of the innermost frame of reward code at or above `frame`: one whose globals are a reward namespace.
+
+    (f_globals, f_back and f_lineno raise no audit event, unlike f_code.)
+    """
+    while frame is not None and id(frame.f_globals) not in namespaces:
         frame = frame.f_back
     return None if frame is None else frame.f_lineno
 
@@ -102,7 +105,7 @@ _TYPE_NAME = type.__dict__["__name__"]
 _ARGS = BaseException.__dict__["args"]
 
 
-def install_audit_guard(blocked: list) -> list[bool]:
+def install_audit_guard(blocked: list, namespaces: set[int]) -> list[bool]:
     """Audit hook refusing every audited event while armed; returns its [armed, allow_one_exec] switches.
 
     The switches live only in this closure and the caller's locals, never in module
@@ -118,7 +121,7 @@ def install_audit_guard(blocked: list) -> list[bool]:
             return
         state[0] = False  # frame access below raises audit events of its own
         try:
-            line = reward_line(sys._getframe(1))
+            line = reward_line(sys._getframe(1), namespaces)
         finally:
             state[0] = True
         what = f"import of {args[0]!r} is blocked" if event == "sandbox.import" else f"{event} is blocked in reward code"

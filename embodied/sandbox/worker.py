@@ -117,10 +117,11 @@ def _snapshot(module: types.ModuleType, parts: dict[str, types.ModuleType]) -> t
 class Slots:
     """Per-slot namespaces and memories: the module is run afresh for a slot's first call and after reset."""
 
-    def __init__(self, code: Any, modules: dict[str, types.ModuleType], guards: bool, state: list[bool]) -> None:
-        self.code, self.modules, self.guards, self.state = code, modules, guards, state
+    def __init__(self, code: Any, modules: dict[str, types.ModuleType], guards: bool, state: list[bool],
+                 namespaces: set[int]) -> None:
+        self.code, self.modules, self.guards, self.state, self.namespaces = code, modules, guards, state, namespaces
         self.parts = {name: sys.modules[name] for name in NUMPY_PARTS if name in sys.modules}
-        self.slots: dict[int, tuple[Callable, dict]] = {}
+        self.slots: dict[int, tuple[Callable, dict, int]] = {}
 
     def fresh(self) -> dict:
         """A namespace for running the module: restricted builtins over per-namespace module copies."""
@@ -138,18 +139,24 @@ class Slots:
 
     def run_module(self) -> dict:
         namespace = self.fresh()
+        self.namespaces.add(id(namespace))
         self.state[1] = True  # lets this one exec() past the audit hook
         exec(self.code, namespace)
         return namespace
 
-    def get(self, slot: int) -> tuple[Callable, dict]:
+    def get(self, slot: int) -> tuple[Callable, dict, int]:
         if slot not in self.slots:
             namespace = self.run_module()
             reward = namespace.get("reward")
             if not callable(reward):
                 raise Violation("the module no longer defines a callable `reward`")
-            self.slots[slot] = (reward, {})
+            self.slots[slot] = (reward, {}, id(namespace))
         return self.slots[slot]
+
+    def drop(self, slot: int) -> None:
+        old = self.slots.pop(slot, None)
+        if old is not None:
+            self.namespaces.discard(old[2])
 
 
 def _failure(exc: BaseException, index: int | None, blocked: list) -> dict[str, Any]:
@@ -179,10 +186,10 @@ def _run_batch(slots: Slots, resets: list, views: list, ids: list, state: list[b
     state[0] = True
     try:
         for slot in resets:
-            slots.slots.pop(slot, None)
+            slots.drop(slot)
         for i, view in enumerate(views):
             pack("<q", progress, 8, i)
-            reward, memory = slots.get(ids[i])
+            reward, memory, _ = slots.get(ids[i])
             out = reward(view, memory)
             if blocked:
                 raise Violation("blocked action")
@@ -210,9 +217,10 @@ def _start(init: dict[str, Any], req: int, resp: int, progress: mmap.mmap) -> tu
         base = int(f.read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS, (base + int(init["memory_mb"] * 2**20),) * 2)
     blocked: list[tuple[str, int | None]] = []
-    state = install_audit_guard(blocked) if init["guards"] else [False, False]
-    slots = Slots(code, modules, init["guards"], state)
-    signal.signal(signal.SIGUSR1, lambda signum, frame: struct.pack_into("<q", progress, 16, reward_line(frame) or 0))
+    namespaces: set[int] = set()
+    state = install_audit_guard(blocked, namespaces) if init["guards"] else [False, False]
+    slots = Slots(code, modules, init["guards"], state, namespaces)
+    signal.signal(signal.SIGUSR1, lambda signum, frame: struct.pack_into("<q", progress, 16, reward_line(frame, namespaces) or 0))
     report: dict[str, Any] = {"isolation": init["isolation"]}
     if init["isolation"] == "kernel":
         report.update(kernel.lock_down((req,), (resp, 2), open_fds=max(req, resp, 2) + 1))
@@ -242,7 +250,7 @@ def main(argv: list[str]) -> None:
     state[0] = False
     if not callable(namespace.get("reward")):
         return send(resp, {"error": {"kind": "signature", "message": "the code defines no function `reward`", "line": None, "index": None}})
-    slots.slots[0] = (namespace["reward"], {})
+    slots.slots[0] = (namespace["reward"], {}, id(namespace))
     send(resp, {"ready": True})
     while True:
         try:
