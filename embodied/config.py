@@ -76,6 +76,14 @@ class CheckpointConfig:
     """Include off-policy replay buffers so a resumed run continues exactly."""
 
 
+def check_isolation(value: str, key: str) -> None:
+    """Raise a one-line ConfigError unless `value` is one of the reward sandbox's isolation modes."""
+    from embodied.sandbox.sandbox import ISOLATIONS
+
+    if value not in ISOLATIONS:
+        raise ConfigError(f"unknown {key} {value!r}; choose from: {', '.join(ISOLATIONS)}")
+
+
 @dataclass
 class RewardConfig:
     """Which reward trains the agent: the env's own, or reward code run in the sandbox."""
@@ -90,8 +98,12 @@ class RewardConfig:
     """Wall-clock limit for one batched sandbox call."""
     memory_mb: int = 512
     """Address-space limit of the sandbox worker."""
+    isolation: str = "kernel"
+    """kernel (seccomp required; Landlock and a network namespace where the kernel allows) or
+    python (only the Python-level layers, for kernels that refuse seccomp; warned in the log and summary.json)."""
 
     def __post_init__(self) -> None:
+        check_isolation(self.isolation, "reward.isolation")
         kinds = ("sparse", "handwritten", "designed")
         if self.kind not in kinds:
             raise ConfigError(f"unknown reward kind {self.kind!r}; choose from: {', '.join(kinds)}")

@@ -5,9 +5,12 @@ views to the sandbox in one batched call, replaces the env reward with the code'
 (under Auto MC-Reward's scale constraint by default), keeps the env's own reward in
 `info["task_reward"]`, and adds per-episode component sums to `info["episode"]`.
 A reward that fails stops training with its structured error; it is never replaced.
+At start-up it logs one warning when the sandbox runs with less than full kernel
+isolation, and exposes `reward_sandbox` (what isolation took effect) for summary.json.
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -19,6 +22,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from embodied.config import RewardConfig
 from embodied.errors import ConfigError
 from embodied.sandbox import RewardError
+
+log = logging.getLogger("embodied.reward")
 
 
 def reward_source(config: RewardConfig, task: str | None) -> str | None:
@@ -51,15 +56,44 @@ def _sign(value: float) -> float:
     return math.copysign(1.0, value) if value != 0 else 0.0
 
 
+def isolation_warning(isolation: dict[str, Any]) -> str | None:
+    """One line on what a reward sandbox runs without (its `isolation` dict), or None when every kernel layer took effect."""
+    if isolation.get("mode") == "python":
+        return ("reward code runs with Python-level isolation only (reward.isolation=python): no seccomp filter, "
+                "Landlock or network namespace contains it, so run only reward code you trust")
+    problems = [" ".join(str(p).split()) for p in isolation.get("problems") or ()]
+    if not problems:
+        return None
+    missing = [name for name, on in (("Landlock", isolation.get("landlock")), ("a network namespace", isolation.get("netns"))) if not on]
+    without = f"without {' and '.join(missing)}" if missing else "with part of its kernel layer refused"
+    return f"the reward sandbox runs {without} (the kernel refused: {'; '.join(problems)[:500]}); its seccomp filter still applies"
+
+
+def sandbox_record(isolation: dict[str, Any]) -> dict[str, Any]:
+    """What a run records about its reward sandbox (summary.json's `reward_sandbox`): the isolation and its warning."""
+    return {**isolation, "warning": isolation_warning(isolation)}
+
+
 class CodeRewardVecEnv(VecEnvWrapper):
-    """Replaces a vector env's rewards with reward code run in a sandbox worker."""
+    """Replaces a vector env's rewards with reward code run in a sandbox worker.
+
+    `reward_sandbox` is `sandbox_record` of the sandbox's isolation; SB3 wrappers around
+    this one reach it by attribute, as they do any wrapper's.
+    """
 
     def __init__(self, venv: VecEnv, source: str, config: RewardConfig) -> None:
         from embodied.sandbox import RewardSandbox
 
         super().__init__(venv)
         self.config = config
-        self.sandbox = RewardSandbox(source, timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+        try:
+            self.sandbox = RewardSandbox(source, timeout_s=config.timeout_s, memory_mb=config.memory_mb, isolation=config.isolation)
+        except BaseException:  # a refused reward or isolation: do not leave the envs' workers behind
+            venv.close()
+            raise
+        self.reward_sandbox = sandbox_record(self.sandbox.isolation)
+        if self.reward_sandbox["warning"]:
+            log.warning(self.reward_sandbox["warning"])
         self.slots = list(range(self.num_envs))
         self.sums: list[dict[str, float]] = [defaultdict(float) for _ in self.slots]
 

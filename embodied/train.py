@@ -182,6 +182,8 @@ def train(cfg: DictConfig) -> Path:
         "versions": versions(),
         "git_commit": git_commit(),
     }
+    if factory.reward_sandbox is not None:  # reward code ran: the isolation it got, and its warning if any
+        summary["reward_sandbox"] = factory.reward_sandbox
     if hooks.stop_signal is not None:
         write_json(run_dir / "summary.json", summary)
         logger.close()

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -25,6 +25,9 @@ class EnvFactory:
     seed: int = 0
     reward: Optional[RewardConfig] = None
     """Reward code for training envs (embodied.reward_code); None: the env's own reward."""
+    reward_sandbox: Optional[dict[str, Any]] = field(default=None, init=False, compare=False)
+    """Set by the training vec env's reward code (embodied.reward_code.sandbox_record): the
+    isolation its sandbox got, which embodied-train records in summary.json."""
 
     @property
     def num_envs(self) -> int:

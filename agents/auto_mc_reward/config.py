@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from embodied.config import check_isolation
 from embodied.errors import ConfigError
 from embodied.llm.config import LLMConfig
 
@@ -40,6 +41,9 @@ class DesignConfig:
     """Sandbox limit for one batched reward call."""
     memory_mb: int = 512
     """Sandbox worker address-space limit."""
+    isolation: str = "kernel"
+    """Sandbox isolation for the Critic's execution and for training (reward.isolation): kernel, or
+    python where the kernel refuses seccomp (Python-level layers only; warned in the log and summary.json)."""
     run_dir: Optional[str] = None
     """Output folder; None: runs/<date>/<time>_design_<task>."""
     train: DesignTrainConfig = field(default_factory=DesignTrainConfig)
@@ -48,6 +52,7 @@ class DesignConfig:
     def __post_init__(self) -> None:
         from embodied.envs.minecraft.tasks import get_task
 
+        check_isolation(self.isolation, "isolation")
         if get_task(self.task).achievement is None:
             raise ConfigError(f"task '{self.task}' has no goal to design a reward for; use CollectWood, EatCow or DiamondLava")
         if self.iterations < 1 or self.revisions < 0 or self.view_episodes < 1:

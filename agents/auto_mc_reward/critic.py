@@ -3,6 +3,10 @@
 The first two need no LLM and catch what must never reach training (code that does
 not parse, breaks the sandbox's rules, raises, hangs or returns non-finite or
 wrongly typed values); the LLM review checks that the code means what the task needs.
+Everything they send towards an LLM is bounded: component statistics for at most
+MAX_NAMES names, each error message MAX_MESSAGE characters, each view MAX_VIEW and
+the whole feedback MAX_FEEDBACK; any source, however large or deep, gives error
+records, never an exception.
 """
 from __future__ import annotations
 
@@ -13,10 +17,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from embodied.reward_code import shaped
+from embodied.sandbox.sandbox import MAX_MESSAGE, MAX_NAMES
 
 _CODE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
-_CHUNK = 64
 _JSON = re.compile(r"```(?:json)?\s*\n(\{.*?\})\s*```", re.DOTALL)
+_CHUNK = 64
+MAX_VIEW = 1_500  # characters of one view's JSON in the feedback
+MAX_FEEDBACK = 4_000  # characters of the whole feedback to the Designer
+_CUT, _MORE_ROOM = " [...]", 40  # the mark of a cut text; room kept for "... and N more not shown"
+PROBE = "def reward(view, memory):\n    return 0.0, {}\n"  # what sandbox_isolation runs: no untrusted code
 
 
 def extract_code(text: str) -> str | None:
@@ -43,21 +52,46 @@ def extract_json(text: str) -> dict[str, Any] | None:
     return None
 
 
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, marked where it was cut."""
+    return text if len(text) <= limit else text[: limit - len(_CUT)] + _CUT
+
+
 def static_errors(code: str) -> list[dict[str, Any]]:
+    """The sandbox's static check as error records (any input, however large or deep: records, never an exception)."""
     from embodied.sandbox import check_source
 
     return [err.as_dict() for err in check_source(code)]
 
 
-def execute(code: str, episodes: Sequence[Sequence[dict]], scale_constraint: bool, timeout_s: float, memory_mb: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the reward over recorded episodes of views; (summary for the LLM, errors)."""
+def sandbox_isolation(timeout_s: float, memory_mb: int, isolation: str) -> dict[str, Any]:
+    """The isolation the Critic's sandbox gets on this machine, found before any untrusted code runs.
+
+    Raises IsolationError (one line) under isolation=kernel when the kernel refuses seccomp.
+    """
+    from embodied.sandbox import RewardSandbox
+    from embodied.sandbox.sandbox import IsolationError
+
+    try:
+        with RewardSandbox(PROBE, timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation) as sandbox:
+            return dict(sandbox.isolation)
+    except IsolationError as err:
+        raise IsolationError(f"{err} (for embodied-design-reward: isolation=python)") from None
+
+
+def execute(code: str, episodes: Sequence[Sequence[dict]], scale_constraint: bool, timeout_s: float, memory_mb: int,
+            isolation: str = "kernel") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run the reward over recorded episodes of views; (summary for the LLM, errors).
+
+    Component statistics are kept for the first MAX_NAMES names (the sandbox refuses more).
+    """
     from embodied.sandbox import RewardError, RewardSandbox
 
     components: dict[str, list[float]] = {}
     training: list[float] = []
     on_success, on_death = [], []
     try:
-        with RewardSandbox(code, timeout_s=timeout_s, memory_mb=memory_mb) as sandbox:
+        with RewardSandbox(code, timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation) as sandbox:
             for views in episodes:
                 sandbox.reset([0])
                 results = []
@@ -68,7 +102,8 @@ def execute(code: str, episodes: Sequence[Sequence[dict]], scale_constraint: boo
                     value = shaped(total, parts, scale_constraint)
                     training.append(value)
                     for name, v in parts.items():
-                        components.setdefault(name, []).append(v)
+                        if name in components or len(components) < MAX_NAMES:
+                            components.setdefault(name, []).append(v)
                     if view["done"] and view["death_cause"] is not None:
                         on_death.append(value)
                     elif view["done"]:
@@ -88,14 +123,31 @@ def execute(code: str, episodes: Sequence[Sequence[dict]], scale_constraint: boo
 
 
 def feedback(errors: Sequence[dict[str, Any]], review: dict[str, Any] | None) -> str:
-    """What goes back to the Designer: the errors with their views, or the review's points."""
-    lines = []
+    """What goes back to the Designer: the errors with their views, or the review's points (at most MAX_FEEDBACK characters)."""
+    items = []
     for err in errors:
         where = f" at line {err['line']}" if err.get("line") else ""
-        lines.append(f"- {err['kind']}{where}: {err['message']}")
+        item = f"- {err['kind']}{where}: {clip(str(err['message']), MAX_MESSAGE)}"
         if err.get("view") is not None:
-            lines.append(f"  on this view: {json.dumps(err['view'], default=str)[:1500]}")
+            item += f"\n  on this view: {clip(json.dumps(err['view'], default=str), MAX_VIEW)}"
+        items.append(item)
     if review:
-        lines += [f"- problem: {p}" for p in review.get("problems", [])]
-        lines += [f"- suggestion: {s}" for s in review.get("suggestions", [])]
-    return "\n".join(lines)
+        items += [f"- {label}: {clip(str(point), MAX_MESSAGE)}" for label, key in (("problem", "problems"), ("suggestion", "suggestions"))
+                  for point in _points(review.get(key))]
+    kept: list[str] = []
+    size = 0
+    for i, item in enumerate(items):
+        left = len(items) - i
+        if size + len(item) > MAX_FEEDBACK - (0 if left == 1 else _MORE_ROOM):  # keep room to say what was left out
+            kept.append(f"- ... and {left} more not shown")
+            break
+        kept.append(item)
+        size += len(item) + 1
+    return "\n".join(kept)
+
+
+def _points(value: Any) -> list[Any]:
+    """A review's problems or suggestions as a list (an LLM may give one string, or nothing)."""
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]

@@ -25,7 +25,7 @@ from embodied.agent import Agent, TrainHooks
 from embodied.agents.sb3.config import PPOConfig, SACConfig, SB3Config
 from embodied.errors import CheckpointError, ConfigError
 from embodied.tensor_state import load_state, save_state
-from embodied.reward_code import wrap_reward
+from embodied.reward_code import CodeRewardVecEnv, wrap_reward
 from embodied.vec_env import ShardedVecEnv
 
 _ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "ppo": PPO}
@@ -96,7 +96,10 @@ class SB3Agent(Agent):
 
     @staticmethod
     def make_vec_env(env_factory: Any) -> VecEnv:
-        """SB3 vector env over `env_factory.make(rank)`: in-process, or sharded over worker processes."""
+        """SB3 vector env over `env_factory.make(rank)`: in-process, or sharded over worker processes.
+
+        With reward code, the factory's `reward_sandbox` records the sandbox's isolation (for summary.json).
+        """
         fns = [lambda rank=rank: env_factory.make(rank) for rank in range(env_factory.num_envs)]
         if env_factory.config.vectorization == "async" and len(fns) > 1:
             workers = env_factory.config.workers or min(len(fns), os.cpu_count() or 1)
@@ -106,7 +109,10 @@ class SB3Agent(Agent):
         else:
             raise ConfigError(f"env.vectorization must be sync or async, got '{env_factory.config.vectorization}'")
         vec.seed(env_factory.seed)
-        return wrap_reward(vec, getattr(env_factory, "reward", None), getattr(env_factory.config, "task", None))
+        vec = wrap_reward(vec, getattr(env_factory, "reward", None), getattr(env_factory.config, "task", None))
+        if isinstance(vec, CodeRewardVecEnv):
+            env_factory.reward_sandbox = vec.reward_sandbox
+        return vec
 
     # --- Agent API -----------------------------------------------------------------
     def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:
