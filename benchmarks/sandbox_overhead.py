@@ -9,9 +9,11 @@ uniform-random policy, resets included). Two rewards, both written as an LLM wou
             with episode memory (about 1 us per call in-process)
   numpy     the same signals through a dozen small numpy operations (about 10-20 us)
 
-"in-process" calls the function directly, one memory dict per slot; "sandbox, batch B"
+"in-process" calls the function directly, one memory dict per slot; "<isolation>, batch B"
 sends B views per `call` (one round trip), slots cycling over 16 like a 16-env vector
-env. Each variant runs `--repeats` times for `--seconds`, interleaved, and the best rate
+env, through a sandbox with `isolation=python` (the Python layers only) and with
+`isolation=kernel` (the default: seccomp, Landlock, a network namespace), so the cost of
+the kernel layer is measured in the same run. Each variant runs `--repeats` times for `--seconds`, interleaved, and the best rate
 is kept. Before timing, sandboxed results are checked to equal in-process results.
 Prints a Markdown table and, last, the command line.
 """
@@ -143,16 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     for name, source in REWARDS.items():
         direct, expected_first = in_process(source, views)
-        with RewardSandbox(source) as sandbox:
-            if sandbox.call(views, [i % SLOTS for i in range(len(views))]) != expected_first:
-                raise SystemExit(f"{name}: sandboxed results differ from in-process results")
-            variants = {"in-process": direct, **{f"sandbox, batch {b}": sandboxed(sandbox, views, b) for b in BATCHES}}
+        sandboxes = {iso: RewardSandbox(source, isolation=iso) for iso in ("python", "kernel")}
+        try:
+            variants = {"in-process": direct}
+            for iso, sandbox in sandboxes.items():
+                if sandbox.call(views, [i % SLOTS for i in range(len(views))]) != expected_first:
+                    raise SystemExit(f"{name}: sandboxed results ({iso}) differ from in-process results")
+                variants.update({f"{iso}, batch {b}": sandboxed(sandbox, views, b) for b in BATCHES})
             best = dict.fromkeys(variants, 0.0)
             for _ in range(args.repeats):
                 for variant, run in variants.items():
                     best[variant] = max(best[variant], rate(run, args.seconds))
                     print(f"{name} {variant}: {best[variant]:.0f} calls/s", file=sys.stderr, flush=True)
-            start_ms = sandbox.stats["start_s"] * 1e3
+            start_ms = sandboxes["kernel"].stats["start_s"] * 1e3
+        finally:
+            for sandbox in sandboxes.values():
+                sandbox.close()
         rows += [{"reward": name, "variant": v, "calls_per_s": r, "us_per_call": 1e6 / r, "ratio": r / best["in-process"], "start_ms": start_ms} for v, r in best.items()]
     print(f"\nReward calls/s, {len(views)} recorded Crafter views, best of {args.repeats} x {args.seconds:g} s "
           f"(worker start-up: {rows[-1]['start_ms']:.0f} ms)\n")

@@ -405,5 +405,5 @@ def test_overhead_benchmark_runs() -> None:
     proc = subprocess.run([sys.executable, "benchmarks/sandbox_overhead.py", "--seconds", "0.05", "--repeats", "1", "--views", "64"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| typical | sandbox, batch 16 |" in proc.stdout and "| numpy | in-process |" in proc.stdout
+    assert "| typical | kernel, batch 16 |" in proc.stdout and "| typical | python, batch 16 |" in proc.stdout and "| numpy | in-process |" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1].startswith("command: python benchmarks/sandbox_overhead.py")

@@ -8,7 +8,9 @@ attempt), critique.json (every Designer/Critic attempt: static and execution err
 the offending view, the LLM review), train/ (the embodied-train run with the designed
 reward), analysis.md (trajectory statistics + the LLM's causes and suggestions) and
 metrics.json (the task's own success rate, measured apart from the designed reward).
-`<run>/summary.json` lists every iteration; `<run>/best` points at the fittest one.
+`<run>/summary.json` lists every iteration and the isolation the reward sandbox got
+(`reward_sandbox`, checked at start-up: under isolation=kernel a kernel that refuses
+seccomp stops the run before any design runs); `<run>/best` points at the fittest one.
 """
 from __future__ import annotations
 
@@ -54,6 +56,7 @@ def record_views(task: str, episodes: int, seed: int) -> list[list[dict[str, Any
 def design_round(client: Any, cfg: Any, task: Any, k: int, episodes: list, analysis: str) -> tuple[str | None, dict[str, Any]]:
     """Designer and Critic until the Critic accepts or the revisions run out."""
     from embodied.agents.auto_mc_reward import critic, prompts
+    from embodied.sandbox.checks import MAX_SOURCE
 
     messages = prompts.designer(task, failure_stats=analysis)
     attempts: list[dict[str, Any]] = []
@@ -68,14 +71,15 @@ def design_round(client: Any, cfg: Any, task: Any, k: int, episodes: list, analy
         else:
             errors = critic.static_errors(code)
             if not errors:
-                execution, errors = critic.execute(code, episodes, cfg.scale_constraint, cfg.timeout_s, cfg.memory_mb)
+                execution, errors = critic.execute(code, episodes, cfg.scale_constraint, cfg.timeout_s, cfg.memory_mb, cfg.isolation)
             if not errors:
                 text = client.chat(prompts.critic(task, code, execution), tag=f"critic/{k}/{revision}")[0]
                 review = critic.extract_json(text) or {"verdict": "revise", "problems": ["the review was not a JSON object"], "suggestions": []}
         attempts.append({"revision": revision, "errors": errors, "execution": execution, "review": review})
         if code is not None and not errors and review is not None and review.get("verdict") == "pass":
             return code, {"accepted": True, "attempts": attempts}
-        messages = prompts.designer(task, analysis, critic.feedback(errors, review), previous_code=code or answer)
+        previous = critic.clip(code or answer, MAX_SOURCE)  # longer code is refused anyway; the error says how long it was
+        messages = prompts.designer(task, analysis, critic.feedback(errors, review), previous_code=previous)
     return None, {"accepted": False, "attempts": attempts, "last_code": code}
 
 
@@ -85,6 +89,7 @@ def train(cfg: Any, reward_path: Path, out: Path) -> tuple[dict[str, Any] | None
     argv = [
         sys.executable, "-m", "embodied.train", f"experiment={experiment}", "reward=designed", f"reward.path={reward_path}",
         f"reward.scale_constraint={cfg.scale_constraint}", f"reward.timeout_s={cfg.timeout_s}", f"reward.memory_mb={cfg.memory_mb}",
+        f"reward.isolation={cfg.isolation}",
         f"total_steps={cfg.train.total_steps}", f"seed={cfg.train.seed}", f"run_dir={out}", *cfg.train.overrides,
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -102,6 +107,8 @@ def iteration_metrics(k: int, summary: dict[str, Any] | None, status: str, error
         keys = ("eval/success_rate", "eval/success_ci95_low", "eval/success_ci95_high", "eval/death_rate", "eval/death_rate/lava", "eval/steps_to_success_mean", "eval/length_mean", "eval/episodes")
         out.update({key.removeprefix("eval/"): m[key] for key in keys if key in m})
         out["train_steps"] = summary["steps"]
+        if "reward_sandbox" in summary:
+            out["reward_sandbox"] = summary["reward_sandbox"]
     if error:
         out["error"] = error
     return out
@@ -110,14 +117,19 @@ def iteration_metrics(k: int, summary: dict[str, Any] | None, status: str, error
 def design(cfg_node: DictConfig) -> Path:
     from hydra.core.hydra_config import HydraConfig
 
-    from embodied.agents.auto_mc_reward import analyzer, prompts
+    from embodied.agents.auto_mc_reward import analyzer, critic, prompts
     from embodied.cli import to_dataclass
     from embodied.envs.minecraft.tasks import get_task
     from embodied.llm.client import ChatClient
+    from embodied.reward_code import sandbox_record
     from embodied.run_info import write_json
 
     cfg = to_dataclass(cfg_node)
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    # Before any untrusted code: the isolation this machine gives (IsolationError under kernel without seccomp).
+    reward_sandbox = sandbox_record(critic.sandbox_isolation(cfg.timeout_s, cfg.memory_mb, cfg.isolation))
+    if reward_sandbox["warning"]:
+        log.warning(reward_sandbox["warning"])
     # A relative store is this run's own folder when recording, an earlier run's when replaying.
     store = Path(cfg.llm.store)
     if not store.is_absolute():
@@ -140,7 +152,7 @@ def design(cfg_node: DictConfig) -> Path:
             summary, error = train(cfg, it_dir / "reward.py", it_dir / "train")
             if summary is None:
                 metrics = iteration_metrics(k, None, "train_failed", error)
-                analysis = f"Training with the previous design failed: {error}"
+                analysis = f"Training with the previous design failed: {critic.clip(error, critic.MAX_MESSAGE)}"
             else:
                 metrics = iteration_metrics(k, summary, "trained")
                 stats = analyzer.statistics(it_dir / "train")
@@ -154,7 +166,8 @@ def design(cfg_node: DictConfig) -> Path:
     best = max(trained, key=lambda m: (m.get("success_rate", 0.0), -m["iteration"])) if trained else None
     if best is not None:
         (run_dir / "best").symlink_to(Path("iterations") / str(best["iteration"]))
-    write_json(run_dir / "summary.json", {"task": cfg.task, "iterations": history, "best_iteration": best["iteration"] if best else None, "llm": {"model": cfg.llm.model, "mode": cfg.llm.mode}})
+    write_json(run_dir / "summary.json", {"task": cfg.task, "iterations": history, "best_iteration": best["iteration"] if best else None,
+                                          "llm": {"model": cfg.llm.model, "mode": cfg.llm.mode}, "reward_sandbox": reward_sandbox})
     print(run_dir)
     return run_dir
 

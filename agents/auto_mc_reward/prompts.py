@@ -2,7 +2,8 @@
 
 The Reward Designer's prompt has six parts: process instructions, task description,
 game information, statistics of failed trajectories (empty in round one), the input
-parameters (every key of the view with its type and range) and the required format.
+parameters (every key of the view with its type and range) and the required format,
+whose sandbox rules are `embodied.sandbox.checks.RULES`, the rules the checker enforces.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from embodied.envs.minecraft.tasks import Task
 from embodied.envs.minecraft.view import MC_KEY_DOCS
+from embodied.sandbox.checks import RULES
 
 SUCCESS = {
     "collect_wood": "the agent collects wood from a tree (the collect_wood achievement)",
@@ -36,8 +38,11 @@ def reward(view, memory):
 Rules:
 - `view` is the dictionary described above for the current step; `memory` is a dict that you may read and write and that persists within one episode (it starts empty), e.g. to compare with the previous step.
 - Return a tuple: a float total and a dict of named float components. It must contain "sparse" (task progress or failure, e.g. +1 on success, -1 on death) and "dense" (shaping that guides the agent towards success). Training uses only their signs: reward = sign(sparse) * 1 + sign(dense) * 0.1.
-- Only `math` and `numpy` may be imported. No file, network or system access, no names starting with an underscore, no classes, no eval/exec/getattr.
-- Every value must be a finite number; do not raise.
+- Do not raise: an exception stops training.
+
+The code is untrusted, so it is checked before it runs and then run in a sandbox; code that breaks these rules is rejected:
+""" + "\n".join(f"- {rule}" for rule in RULES) + """
+
 Answer with the function in a single ```python code block."""
 
 
