@@ -411,3 +411,35 @@ def test_a_parent_killed_mid_call_leaves_no_worker_behind() -> None:
         time.sleep(0.2)
     os.kill(pid, signal.SIGKILL)
     pytest.fail("the worker outlived its parent by 15 s")
+
+
+# --- the filter itself --------------------------------------------------------------------------------
+
+def test_the_syscall_table_matches_libseccomp() -> None:
+    """Our numbers for both architectures against libseccomp's resolver (Debian's libseccomp2), where installed."""
+    import ctypes
+    import ctypes.util
+
+    from embodied.sandbox import kernel
+
+    name = ctypes.util.find_library("seccomp")
+    if name is None:
+        pytest.skip("libseccomp is not installed")
+    lib = ctypes.CDLL(name)
+    resolve = lib.seccomp_syscall_resolve_name_arch
+    resolve.restype = ctypes.c_int
+    for syscall, numbers in kernel.SYSCALLS.items():
+        for (column, audit_arch) in kernel.ARCHES.values():
+            expected = resolve(ctypes.c_uint32(audit_arch), syscall.encode())
+            assert numbers[column] == (expected if expected >= 0 else None), (syscall, column, expected)
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_filter_program_is_well_formed(arch: str) -> None:
+    from embodied.sandbox import kernel
+
+    prog = kernel.seccomp_program(arch, (5,), (6, 2), 1234)
+    assert len(prog) < 256 and prog[-2][3] == kernel.RET_ALLOW and prog[-1][3] == kernel.RET_KILL_PROCESS
+    for i, (code, jt, jf, _) in enumerate(prog):
+        if code in (0x15, 0x35):
+            assert i + 1 + jt < len(prog) and i + 1 + jf < len(prog)

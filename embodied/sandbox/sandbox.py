@@ -412,35 +412,41 @@ class RewardSandbox:
         """Rebuild and validate the (total, components) pairs from the worker's schemas and float64s."""
         n = len(views)
         schemas, ids = header.get("schemas"), header.get("ids")
-        if ids is None:
-            ids = [0] * n
-        if (type(schemas) is not list or not schemas or type(ids) is not list or len(ids) != n
+        if (type(schemas) is not list or not schemas or not (ids is None or type(ids) is list and len(ids) == n)
                 or not all(type(s) is list and len(s) <= MAX_COMPONENTS and all(type(x) is str for x in s) for s in schemas)
-                or not all(type(i) is int and 0 <= i < len(schemas) for i in ids)):
+                or ids is not None and not all(type(i) is int and 0 <= i < len(schemas) for i in ids)):
             self._fail(views, "protocol", "the reward worker sent a malformed reply")
         names = [tuple(s) for s in schemas]
         for schema in names:
-            for name in schema:
-                if name not in self._names:
-                    if len(name) > MAX_NAME:
-                        self._fail(views, "bad_return", f"component name of {len(name)} characters (at most {MAX_NAME})")
-                    if len(self._names) >= MAX_NAMES:
-                        self._fail(views, "bad_return", f"the reward has returned more than {MAX_NAMES} distinct component "
-                                   "names; use a fixed set of names")
-                    self._names[name] = None
-        if sum(len(names[i]) + 1 for i in ids) != len(floats):
+            self._check_names(schema, views)
+        single = ids is None  # one schema for the whole batch: the usual case
+        ids = [0] * n if single else ids
+        if sum(len(names[i]) + 1 for i in ids) != len(floats) if not single else len(floats) != n * (len(names[0]) + 1):
             self._fail(views, "protocol", "the reward worker sent the wrong number of values")
         if not np.isfinite(floats).all():
             bad = int(np.argmin(np.isfinite(floats)))
             self._fail(views, "bad_return", "the reward returned a value that is not finite", index=_item_of(bad, ids, names))
-        values = floats.tolist()
-        out, pos = [], 0
+        if single:
+            schema = names[0]
+            return [(row[0], dict(zip(schema, row[1:]))) for row in floats.reshape(n, len(schema) + 1).tolist()]
+        values, out, pos = floats.tolist(), [], 0
         for sid in ids:
             schema = names[sid]
             end = pos + 1 + len(schema)
             out.append((values[pos], dict(zip(schema, values[pos + 1:end]))))
             pos = end
         return out
+
+    def _check_names(self, schema: tuple[str, ...], views: list) -> None:
+        """Component names: at most MAX_NAME characters, at most MAX_NAMES distinct ones over the sandbox's life."""
+        for name in schema:
+            if name not in self._names:
+                if len(name) > MAX_NAME:
+                    self._fail(views, "bad_return", f"component name of {len(name)} characters (at most {MAX_NAME})")
+                if len(self._names) >= MAX_NAMES:
+                    self._fail(views, "bad_return", f"the reward has returned more than {MAX_NAMES} distinct component "
+                               "names; use a fixed set of names")
+                self._names[name] = None
 
 
 def _error_fields(error: Any) -> dict[str, Any]:

@@ -213,8 +213,11 @@ def _start(init: dict[str, Any], req: int, resp: int, progress: mmap.mmap) -> tu
         importlib.import_module(name)
     _warm_up(modules["numpy"])
     code = compile(init["source"], "<reward>", "exec", dont_inherit=True)
-    with open("/proc/self/statm") as f:
-        base = int(f.read().split()[0]) * resource.getpagesize()
+    try:
+        with open("/proc/self/statm") as f:
+            base = int(f.read().split()[0]) * resource.getpagesize()
+    except OSError:  # not Linux: the limit is memory_mb of address space in all
+        base = 0
     resource.setrlimit(resource.RLIMIT_AS, (base + int(init["memory_mb"] * 2**20),) * 2)
     blocked: list[tuple[str, int | None]] = []
     namespaces: set[int] = set()
