@@ -1,22 +1,23 @@
-"""Safe execution of LLM-designed reward functions (Auto MC-Reward).
+"""Running LLM-designed reward functions (Auto MC-Reward) as hostile code.
 
 A designed reward is Python source defining `def reward(view, memory) -> (total, {name:
 value})`, where `view` is `info["mc"]` and `memory` a dict that persists within an
-episode. It is untrusted, so it goes through three layers:
+episode. The kernel is what contains it (docs/sandbox.md has the threat model):
 
-1. `check_source`: static AST rules (imports only math and numpy; no `_` names or
-   attributes, no builtins that run code or reach internals, no file/IO/internal numpy
-   attributes, no classes, generators, async or `global`) and the `reward` signature;
-2. `RewardSandbox`: a separate worker process with restricted builtins, an audit hook
-   that blocks files, sockets, processes and imports while reward code runs, memory and
-   CPU rlimits, and a per-call timeout enforced by the parent;
-3. return validation: (finite number, {str: finite number}), never bool.
+1. `RewardSandbox` runs it in a worker process that, after start-up, is locked down by
+   the kernel (`kernel.py`: seccomp-bpf, Landlock, a network namespace, rlimits, no
+   privileges), with an empty environment and only its pipes;
+2. the parent trusts nothing the worker sends: size caps, one deadline per batched
+   call, values validated with its own modules, capped stderr and names;
+3. `check_source` (static AST rules), restricted builtins and an audit hook give clear,
+   early messages for what the reward must not do; they are not relied on for safety.
 
 Every failure raises `RewardError` (kind, message, line, the view that triggered it),
 which `as_dict()` turns into the record the Reward Critic reads. Nothing is ever
-silently replaced by zero. POSIX only (rlimits); the memory limit is exact on Linux.
+silently replaced by zero. Linux on x86-64 or arm64 for the kernel layer; elsewhere
+`isolation="python"` must be chosen explicitly.
 """
-from embodied.sandbox.checks import RewardError, check_source
-from embodied.sandbox.sandbox import RewardSandbox
+from embodied.sandbox.checks import RULES, RewardError, check_source
+from embodied.sandbox.sandbox import IsolationError, RewardSandbox
 
-__all__ = ["RewardError", "RewardSandbox", "check_source"]
+__all__ = ["RULES", "IsolationError", "RewardError", "RewardSandbox", "check_source"]
