@@ -22,6 +22,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 from embodied.config import RewardConfig
 from embodied.errors import ConfigError
 from embodied.sandbox import RewardError
+from embodied.sandbox.checks import MAX_SOURCE
 
 log = logging.getLogger("embodied.reward")
 
@@ -39,7 +40,13 @@ def reward_source(config: RewardConfig, task: str | None) -> str | None:
     path = Path(str(config.path))
     if not path.is_file():
         raise ConfigError(f"reward.path '{path}' is not a file; point it at a reward.py (e.g. an iteration's)")
-    return path.read_text()
+    data = path.read_bytes()
+    if len(data) > MAX_SOURCE:
+        raise ConfigError(f"reward.path '{path}' is {len(data):,} bytes; a reward file holds at most {MAX_SOURCE:,}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"reward.path '{path}' is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
 
 
 def shaped(total: float, components: dict[str, float], scale_constraint: bool) -> float:

@@ -16,7 +16,7 @@ from embodied.agents.auto_mc_reward import critic
 from embodied.agents.auto_mc_reward.config import DesignConfig
 from embodied.config import RewardConfig
 from embodied.errors import ConfigError
-from embodied.reward_code import isolation_warning
+from embodied.reward_code import isolation_warning, reward_source
 from embodied.sandbox.sandbox import MAX_MESSAGE, MAX_NAMES
 from helpers import assert_one_line_error, run_cli
 from llm_double import ScriptedChatServer
@@ -142,3 +142,12 @@ def test_design_loop_records_a_huge_design_as_a_static_error(tmp_path: Path) -> 
     assert summary["reward_sandbox"]["mode"] == "python" and summary["reward_sandbox"]["warning"].startswith(PYTHON_ONLY)
     assert json.loads((run_dir / "iterations" / "1" / "metrics.json").read_text())["status"] == "design_failed"
     assert (run_dir / "design_reward.log").read_text().count(PYTHON_ONLY) == 1
+
+
+@pytest.mark.parametrize("content, needle", [(b"def reward(view, memory):\n    return 0.0, {'\xff': 1.0}\n", "not UTF-8"),
+                                             (b"#" * 200_000, "at most")])
+def test_a_bad_reward_file_is_one_line(tmp_path: Path, content: bytes, needle: str) -> None:
+    path = tmp_path / "reward.py"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=needle):
+        reward_source(RewardConfig(kind="designed", path=str(path)), None)
