@@ -5,7 +5,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup train test test-all bench clean
+.PHONY: setup system-deps train test test-all bench clean
+
+system-deps:
+	@sh scripts/system_deps.sh
 
 $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +17,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 	@$(PY) -c "import embodied.rendering as r; r.check_rendering_or_warn()"
 	touch $(STAMP)
 
-setup: $(STAMP)
+setup: system-deps $(STAMP)
 
 train: setup
 	$(VENV)/bin/embodied-train $(ARGS)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from embodied.errors import CheckpointError, ConfigError
 from embodied.evaluation import episode_metrics
+from embodied.rendering import renders_with_mujoco, require_rendering
 
 log = logging.getLogger("embodied.train")
 
@@ -129,6 +130,10 @@ def train(cfg: DictConfig) -> Path:
         limit_threads(threads)
     factory = EnvFactory(config.env, seed=config.seed, reward=config.reward)
     probe = factory.make()
+    needs_frames = (config.eval.video and config.eval.episodes > 0) or getattr(config.env, "obs_mode", "state") != "state"
+    if needs_frames and renders_with_mujoco(probe):  # fail now, not after training, when there is no GL
+        probe.close()
+        require_rendering()
     observation_space, action_space = probe.observation_space, probe.action_space
     death_causes = tuple(probe.metadata.get("death_causes", ()))
     probe.close()
