@@ -1,7 +1,7 @@
-"""The performance suite: every performance benchmark, one results file, the README's table.
+"""The performance suite: every performance benchmark, one results file, the Performance table in benchmarks/README.md.
 
     python benchmarks/run_all.py [--budget small|full] [--only env_throughput,minecraft_throughput,agent_speed,sandbox]
-                                 [--agents sac,ppo,...] [--results benchmarks/results.json] [--readme README.md] [--no-readme]
+                                 [--agents sac,ppo,...] [--results benchmarks/results.json] [--readme benchmarks/README.md] [--no-readme]
 
 Benchmarks (each job runs in its own subprocess with a timeout, one after another so they
 do not share the cores):
@@ -18,7 +18,7 @@ do not share the cores):
 times out is recorded as failed with its error line, never as a number; the suite goes on
 and exits with status 1 at the end. Writes `--results` (rows, each with the command that
 reproduces it, plus machine, date, git commit and budget) and rewrites the text between
-`<!-- perf-table:start -->` and `<!-- perf-table:end -->` in `--readme`.
+`<!-- perf-table:start -->` and `<!-- perf-table:end -->` in `--readme` (default: benchmarks/README.md).
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
+TABLE_PATH = ROOT / "benchmarks" / "README.md"  # the Markdown file whose marked section is the generated table
 BENCHMARKS = ("env_throughput", "minecraft_throughput", "agent_speed", "sandbox")
 AGENTS = ("sac", "ppo", "act", "act_jepa", "ptp", "slim", "homeostatic_ppo")
 PUBLISHED_SIZE = ("act", "act_jepa", "ptp")  # also timed at --preset paper in the full budget
@@ -350,8 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--agents", default=",".join(AGENTS), help="agents for agent_speed")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json", help="where the results JSON goes")
-    parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="the Markdown file whose marked table is rewritten")
-    parser.add_argument("--no-readme", action="store_true", help="do not touch the README")
+    parser.add_argument("--readme", type=Path, default=TABLE_PATH, help="the Markdown file whose marked table is rewritten (default: benchmarks/README.md)")
+    parser.add_argument("--no-readme", action="store_true", help="do not touch the --readme file")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "run_all", help="each job's log and raw JSON")
     parser.add_argument("--list", action="store_true", help="print the jobs (commands and timeouts) and exit")
     parser.add_argument("--rerun-failed", action="store_true", help="re-run only the jobs that failed in --results (same budget) and record that they were re-run")

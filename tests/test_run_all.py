@@ -148,6 +148,20 @@ def test_missing_markers_fail_before_running_anything(tmp_path: Path) -> None:
     assert not (tmp_path / "r.json").exists() and readme.read_text() == "# no markers\n"
 
 
+def test_the_table_lives_in_benchmarks_readme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """By default the table goes to benchmarks/README.md, which holds the only generated copy; the top-level README has none."""
+    assert run_all.TABLE_PATH == ROOT / "benchmarks" / "README.md"
+    assert run_all.check_readme(run_all.TABLE_PATH) is None
+    assert run_all.START not in (ROOT / "README.md").read_text()
+    unmarked = tmp_path / "README.md"
+    unmarked.write_text("# no markers\n")
+    monkeypatch.setattr(run_all, "TABLE_PATH", unmarked)  # main() reads the default when it builds its parser
+    with pytest.raises(SystemExit) as exit_info:
+        run_all.main(["--results", str(tmp_path / "r.json"), "--work", str(tmp_path / "work")])
+    assert exit_info.value.code == 2 and f"{unmarked} needs exactly one" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
 def test_every_registered_agent_is_benchmarked(monkeypatch: pytest.MonkeyPatch) -> None:
     from embodied.agents import REGISTRY
 
