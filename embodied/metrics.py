@@ -3,6 +3,10 @@
 Names follow CleanRL: `charts/*` (episodic return, SPS, ...), `losses/*`, `eval/*`.
 The CSV is wide (one column per metric, a row per logging step); when a new metric
 appears the file is rewritten with the wider header, so it always parses.
+
+On resume the logs are rewound to the checkpoint's step: rows the interrupted run logged
+after its last checkpoint move to `metrics.discarded.csv`, and TensorBoard purges its
+events past that step, so every curve has one point per step.
 """
 from __future__ import annotations
 
@@ -16,13 +20,15 @@ from typing import Any, Iterable
 class MetricLogger:
     """Write the same metrics to every configured sink."""
 
-    def __init__(self, run_dir: Path, sinks: Iterable[str] = ("csv", "tensorboard"), config: dict[str, Any] | None = None, append: bool = False) -> None:
+    def __init__(self, run_dir: Path, sinks: Iterable[str] = ("csv", "tensorboard"), config: dict[str, Any] | None = None,
+                 resume_step: int | None = None) -> None:
         """
         Args:
             run_dir: the run directory (metrics.csv and tb/ go here).
             sinks: any of "csv", "tensorboard", "wandb".
             config: the resolved config, for W&B.
-            append: keep existing rows (resume) instead of starting a new file.
+            resume_step: when resuming, the checkpoint's step: rows up to it are kept, later
+                ones (logged by the interrupted run after its last checkpoint) are set aside.
         """
         self.run_dir = Path(run_dir)
         self.sinks = set(sinks)
@@ -30,18 +36,14 @@ class MetricLogger:
         self.csv_path = self.run_dir / "metrics.csv"
         self._rows: list[dict[str, Any]] = []
         self._columns: list[str] = ["step", "wall_time"]
-        if append and self.csv_path.exists():
-            with self.csv_path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                self._columns = list(reader.fieldnames or self._columns)
-                self._rows = list(reader)
-            if self._rows:
-                self.start -= float(self._rows[-1].get("wall_time") or 0.0)
+        if resume_step is not None and self.csv_path.exists():
+            self._rewind_csv(resume_step)
         self._tb = None
         if "tensorboard" in self.sinks:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tb"))
+            purge = None if resume_step is None else resume_step + 1  # events at steps >= purge are dropped
+            self._tb = SummaryWriter(str(self.run_dir / "tb"), purge_step=purge)
         self._wandb = None
         if "wandb" in self.sinks:
             try:
@@ -51,6 +53,31 @@ class MetricLogger:
 
                 raise ConfigError("logger includes wandb but it is not installed: pip install 'embodied[wandb]'") from err
             self._wandb = wandb.init(config=config, dir=str(self.run_dir), resume="allow")
+
+    def _rewind_csv(self, resume_step: int) -> None:
+        """Keep the rows up to `resume_step`; append the later ones to metrics.discarded.csv."""
+        with self.csv_path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            self._columns = list(reader.fieldnames or self._columns)
+            rows = list(reader)
+        self._rows = [r for r in rows if float(r.get("step") or 0) <= resume_step]
+        dropped = [r for r in rows if float(r.get("step") or 0) > resume_step]
+        if dropped:
+            side = self.run_dir / "metrics.discarded.csv"
+            new_file = not side.exists()
+            with side.open("a", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self._columns)
+                if new_file:
+                    writer.writeheader()
+                writer.writerows(dropped)
+            tmp = self.csv_path.with_name(".metrics.csv.tmp")
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self._columns)
+                writer.writeheader()
+                writer.writerows(self._rows)
+            tmp.replace(self.csv_path)
+        if self._rows:
+            self.start -= float(self._rows[-1].get("wall_time") or 0.0)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Record `metrics` at env step `step` in every sink."""

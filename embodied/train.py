@@ -148,7 +148,8 @@ def train(cfg: DictConfig) -> Path:
         start_step = int(state["step"])
         log.info("resumed from step %d", start_step)
     if main:
-        logger = MetricLogger(run_dir, config.logger, config=OmegaConf.to_container(cfg, resolve=True), append=resume)
+        logger = MetricLogger(run_dir, config.logger, config=OmegaConf.to_container(cfg, resolve=True),
+                              resume_step=start_step if resume else None)
         hooks = TrainingHooks(config, agent, logger, run_dir, start_step, death_causes)
     else:
         hooks = distributed.WorkerHooks()

@@ -40,10 +40,29 @@ def test_metric_csv_widens_and_appends(tmp_path: Path) -> None:
     rows = read_metrics(tmp_path / "metrics.csv")
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert rows[0]["charts/SPS"] == 10.0 and "losses/x" not in rows[0] and rows[1]["losses/x"] == 0.5
-    resumed = MetricLogger(tmp_path, ["csv"], append=True)
+    resumed = MetricLogger(tmp_path, ["csv"], resume_step=3)
     resumed.log(4, {"eval/success_rate": 1.0})
     resumed.close()
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.csv")] == [1, 2, 3, 4]
+
+
+def test_resume_rewinds_the_logs_to_the_checkpoint(tmp_path: Path) -> None:
+    """Rows logged after the last checkpoint by a killed run leave metrics.csv; TensorBoard purges them too."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = MetricLogger(tmp_path, ["csv", "tensorboard"])
+    for step in (10, 20, 30):
+        logger.log(step, {"charts/SPS": float(step)})
+    logger.close()  # the killed run had checkpointed at 20 and logged 30
+    resumed = MetricLogger(tmp_path, ["csv", "tensorboard"], resume_step=20)
+    for step in (30, 40):
+        resumed.log(step, {"charts/SPS": step + 0.5})
+    resumed.close()
+    assert [(r["step"], r["charts/SPS"]) for r in read_metrics(tmp_path / "metrics.csv")] == [(10, 10.0), (20, 20.0), (30, 30.5), (40, 40.5)]
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.discarded.csv")] == [30]
+    events = EventAccumulator(str(tmp_path / "tb"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("charts/SPS")] == [(10, 10.0), (20, 20.0), (30, 30.5), (40, 40.5)]
 
 
 def test_tensor_state_round_trip(tmp_path: Path) -> None:

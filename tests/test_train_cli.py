@@ -133,3 +133,34 @@ def test_unwritable_video_dir_fails_early(tmp_path: Path) -> None:
     assert_one_line_error(proc, "videos")
     assert not (run_dir / "checkpoints").exists()
     shutil.rmtree(run_dir)
+
+
+def test_sigkill_between_checkpoints_then_resume_leaves_one_row_per_step(tmp_path: Path) -> None:
+    """A run killed after logging past its last checkpoint: the resumed run's metrics.csv has each step once."""
+    run_dir = tmp_path / "run"
+    args = [a for a in TINY if not a.startswith(("total_steps", "checkpoint.every", "log_every", "agent.learning_starts"))]
+    cmd = [sys.executable, "-m", "embodied.train", *args, "total_steps=100000", "checkpoint.every=100", "log_every=50",
+           "agent.learning_starts=50", "eval.episodes=0", f"run_dir={run_dir}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    killed_at = None
+    while time.time() < deadline and proc.poll() is None:
+        last = run_dir / "checkpoints" / "last"
+        try:
+            logged = [r["step"] for r in read_metrics(run_dir / "metrics.csv")]
+        except (OSError, ValueError, KeyError):  # not written yet, or a row half-written
+            logged = []
+        if last.exists() and logged and logged[-1] >= verify_checkpoint(last)["step"] + 50:
+            proc.send_signal(signal.SIGKILL)
+            killed_at = int(logged[-1])
+            break
+        time.sleep(0.05)
+    proc.wait(timeout=60)
+    assert killed_at is not None, "never caught the run between two checkpoints"
+    checkpoint = verify_checkpoint(run_dir / "checkpoints" / "last")["step"]
+    assert checkpoint < killed_at  # the dead run logged rows after its last checkpoint
+    run_cli("embodied.train", f"run_dir={run_dir}", "resume=true", f"total_steps={killed_at + 50}", check=True)
+    steps = [int(r["step"]) for r in read_metrics(run_dir / "metrics.csv")]
+    assert steps == sorted(set(steps)) and steps[-1] == killed_at + 50, steps
+    discarded = [int(r["step"]) for r in read_metrics(run_dir / "metrics.discarded.csv")]
+    assert discarded and min(discarded) > checkpoint
