@@ -21,7 +21,7 @@ For each agent, on its experiment's env and config (table `AGENTS` below):
    and `cached_ms` is the median of the calls served from the queue.
 
 act, act_jepa and ptp use the CPU presets of benchmarks/act_jepa.py and benchmarks/ptp.py (the
-sizes behind the README's learning results); with `--preset paper` the published sizes.
+sizes behind the learning results in benchmarks/README.md); with `--preset paper` the published sizes.
 Prints a Markdown table and, last, the command line; `--json` writes the rows.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@
     embodied-train -m seed=0,1,2 run_dir=runs/s       # a Hydra multirun; run again, it finishes only the unfinished jobs
     embodied-train -m seed=0,1,2 hydra/launcher=joblib  # in parallel (also submitit_slurm, submitit_local, ray)
 
-The run directory layout is described in README.md; its path is printed last.
+The run directory layout is described in docs/usage.md; its path is printed last.
 """
 from __future__ import annotations
 

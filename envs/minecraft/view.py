@@ -2,7 +2,7 @@
 
 The same keys, types and names come out of the MineDojo adapter, so a reward written
 against Crafter runs unchanged there. Names are Crafter's (wood, stone, tree, cow...);
-the adapter maps Minecraft's names onto them. README.md documents every key.
+the adapter maps Minecraft's names onto them. docs/envs.md documents every key.
 """
 from __future__ import annotations
 
