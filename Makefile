@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup system-deps train test test-all bench clean
+.PHONY: setup system-deps train test test-all lint format bench clean
 
 system-deps:
 	@sh scripts/system_deps.sh
@@ -27,6 +27,14 @@ test: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m "" $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: setup
 	$(PY) benchmarks/run_all.py --budget small $(ARGS)

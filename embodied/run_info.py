@@ -1,4 +1,5 @@
 """What a run records about itself: versions, git commit, atomic JSON files."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,17 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("embodied", "torch", "numpy", "gymnasium", "mujoco", "metaworld", "stable-baselines3", "hydra-core", "zarr")
+_PACKAGES = (
+    "embodied-suite",
+    "torch",
+    "numpy",
+    "gymnasium",
+    "mujoco",
+    "metaworld",
+    "stable-baselines3",
+    "hydra-core",
+    "zarr",
+)
 
 
 def versions() -> dict[str, str]:
@@ -27,8 +38,16 @@ def git_commit() -> str | None:
     """The source tree's commit (with '-dirty' when modified), or None outside git."""
     root = Path(__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("-dirty" if dirty else "")
