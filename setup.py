@@ -4,6 +4,7 @@
 `embodied.conf`; listing their subpackages here means a new agent or env folder
 needs no packaging edit.
 """
+
 from setuptools import find_packages, setup
 
 

@@ -4,6 +4,7 @@ A new agent is a folder `agents/<name>/` with `config.py` (a dataclass subclassi
 `embodied.config.AgentConfig`), `model.py`, `agent.py` (a subclass of
 `embodied.agent.Agent`) and one `AgentSpec` line here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,5 +25,8 @@ REGISTRY: dict[str, AgentSpec] = {
     "act_jepa": AgentSpec("embodied.agents.act_jepa.config:ACTJEPAConfig", "embodied.agents.act_jepa.agent:ACTAgent"),
     "ptp": AgentSpec("embodied.agents.ptp.config:PTPConfig", "embodied.agents.ptp.agent:PTPAgent"),
     "slim": AgentSpec("embodied.agents.slim.config:SLIMConfig", "embodied.agents.slim.agent:SLIMAgent"),
-    "homeostatic_ppo": AgentSpec("embodied.agents.homeostatic.config:HomeostaticPPOConfig", "embodied.agents.homeostatic.agent:HomeostaticPPOAgent"),
+    "homeostatic_ppo": AgentSpec(
+        "embodied.agents.homeostatic.config:HomeostaticPPOConfig",
+        "embodied.agents.homeostatic.agent:HomeostaticPPOAgent",
+    ),
 }

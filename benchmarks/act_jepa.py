@@ -15,6 +15,7 @@
 Prints Markdown tables (mean ± 95% CI over seeds) and, last, the command line; writes
 results.json next to the runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,16 +28,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import command_line, fmt, train_once, trained_agent, updates_per_s
 
 from embodied.envs.manipulation.metaworld_multitask import SUITES
-
-from common import command_line, fmt, train_once, trained_agent, updates_per_s
 
 # The published architecture is far beyond this 2-core CPU (about 5 s per step at d=512, batch
 # 128). The CPU preset keeps the method and the recipe and shrinks width and batch.
 PRESETS = {
     "paper": [],
-    "cpu": ["agent.dim=128", "agent.ffn=512", "agent.heads=4", "agent.predictor_dim=64", "agent.predictor_ffn=256", "agent.batch_size=64"],
+    "cpu": [
+        "agent.dim=128",
+        "agent.ffn=512",
+        "agent.heads=4",
+        "agent.predictor_dim=64",
+        "agent.predictor_ffn=256",
+        "agent.batch_size=64",
+    ],
 }
 LABELS = {"act_jepa": "ACT-JEPA", "act": "ACT (baseline)"}
 
@@ -44,7 +51,14 @@ LABELS = {"act_jepa": "ACT-JEPA", "act": "ACT (baseline)"}
 def collect(demos: Path, episodes: int, pixels: bool) -> None:
     if (demos / "zarr.json").exists():
         return
-    args = [sys.executable, "-m", "embodied.collect", "env=embodied/MetaWorld-MT15-v0", f"episodes={episodes}", f"out={demos}"]
+    args = [
+        sys.executable,
+        "-m",
+        "embodied.collect",
+        "env=embodied/MetaWorld-MT15-v0",
+        f"episodes={episodes}",
+        f"out={demos}",
+    ]
     if pixels:
         args += ["obs_mode=state+pixels", "image_size=[64,64]"]
     print("collecting:", " ".join(args[1:]), file=sys.stderr, flush=True)
@@ -77,18 +91,25 @@ def evaluate_inference(run_dir: Path, episodes_per_task: int, **settings: object
     config, env, agent = trained_agent(run_dir)
     for key, value in settings.items():
         setattr(agent.config, key, value)
-    results = run_episodes(env, agent.act, 15 * episodes_per_task, config.seed + config.eval.seed_offset, reset_policy=agent.reset)
+    results = run_episodes(
+        env, agent.act, 15 * episodes_per_task, config.seed + config.eval.seed_offset, reset_policy=agent.reset
+    )
     env.close()
     return float(np.mean([r.success for r in results]))
 
 
-INFERENCE = {"requery_10": {"n_action_steps": 10}, "requery_1": {"n_action_steps": 1}, "temporal_ensemble": {"temporal_ensemble": True}}
+INFERENCE = {
+    "requery_10": {"n_action_steps": 10},
+    "requery_1": {"n_action_steps": 1},
+    "temporal_ensemble": {"temporal_ensemble": True},
+}
 
 
 def speed_only(args: argparse.Namespace, agents: list[str], pixels: bool) -> list[str]:
     """Training seconds per step and ms per chunk query at the preset, on a few short demos: the
     pixel row's cost without its hours of rendering."""
     import torch
+
     from embodied.cli import compose, to_dataclass
     from embodied.envs.factory import EnvFactory
     from embodied.train import build_agent
@@ -97,11 +118,31 @@ def speed_only(args: argparse.Namespace, agents: list[str], pixels: bool) -> lis
     demos = Path(args.out) / f"speed_demos_{args.obs}"
     if not (demos / "zarr.json").exists():
         extra = ["obs_mode=state+pixels", "image_size=[64,64]"] if pixels else []
-        subprocess.run([sys.executable, "-m", "embodied.collect", "env=embodied/MetaWorld-MT15-v0", "episodes=1", "max_episode_steps=40", "keep_failures=true", f"out={demos}", *extra], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "embodied.collect",
+                "env=embodied/MetaWorld-MT15-v0",
+                "episodes=1",
+                "max_episode_steps=40",
+                "keep_failures=true",
+                f"out={demos}",
+                *extra,
+            ],
+            check=True,
+        )
     experiment = "act_jepa_metaworld15_pixels" if pixels else "act_jepa_metaworld15"
-    lines = [f"| speed, {args.obs}, preset {args.preset} (1 thread) | s per training step | ms per chunk query |", "|---|---|---|"]
+    lines = [
+        f"| speed, {args.obs}, preset {args.preset} (1 thread) | s per training step | ms per chunk query |",
+        "|---|---|---|",
+    ]
     for name in agents:
-        config = to_dataclass(compose("config", [f"experiment={experiment}", f"agent={name}", f"agent.dataset={demos}", *PRESETS[args.preset]]))
+        config = to_dataclass(
+            compose(
+                "config", [f"experiment={experiment}", f"agent={name}", f"agent.dataset={demos}", *PRESETS[args.preset]]
+            )
+        )
         factory = EnvFactory(config.env)
         env = factory.make()
         agent = build_agent(config.agent, env.observation_space, env.action_space, torch.device("cpu"), 0)
@@ -128,10 +169,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-per-task", type=int, default=20)
     parser.add_argument("--out", default="runs/bench/act_jepa")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--speed-only", action="store_true", help="only time training steps and chunk queries on a few short demos")
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only time training steps and chunk queries on a few short demos"
+    )
     parser.add_argument("--extra", nargs="*", default=[], help="more embodied-train overrides for every run")
-    parser.add_argument("--inference", default="", help=f"also evaluate the trained runs with other inference settings: comma-separated from {','.join(INFERENCE)}")
-    parser.add_argument("--inference-per-task", type=int, default=10, help="evaluation episodes per task for --inference")
+    parser.add_argument(
+        "--inference",
+        default="",
+        help=f"also evaluate the trained runs with other inference settings: comma-separated from {','.join(INFERENCE)}",
+    )
+    parser.add_argument(
+        "--inference-per-task", type=int, default=10, help="evaluation episodes per task for --inference"
+    )
     args = parser.parse_args(argv)
     agents, seeds = args.agents.split(","), [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
@@ -147,38 +196,114 @@ def main(argv: list[str] | None = None) -> int:
     def run(cell: tuple[str, int]) -> dict:
         agent, seed = cell
         run_dir = out / f"{args.obs}_{args.preset}_{args.steps}_{agent}_s{seed}"
-        overrides = [f"experiment={experiment}", f"agent={agent}", f"seed={seed}", f"total_steps={args.steps}", f"agent.dataset={demos}", f"eval.episodes={15 * args.eval_per_task}", *PRESETS[args.preset], *args.extra]
+        overrides = [
+            f"experiment={experiment}",
+            f"agent={agent}",
+            f"seed={seed}",
+            f"total_steps={args.steps}",
+            f"agent.dataset={demos}",
+            f"eval.episodes={15 * args.eval_per_task}",
+            *PRESETS[args.preset],
+            *args.extra,
+        ]
         summary = train_once(run_dir, overrides)
-        return {**summary["metrics"], "updates_per_s": updates_per_s(run_dir), "latency_ms": latency_ms(run_dir), "train_wall_time_s": summary["train_wall_time_s"], "run_dir": str(run_dir), "videos": summary.get("videos", [])}
+        return {
+            **summary["metrics"],
+            "updates_per_s": updates_per_s(run_dir),
+            "latency_ms": latency_ms(run_dir),
+            "train_wall_time_s": summary["train_wall_time_s"],
+            "run_dir": str(run_dir),
+            "videos": summary.get("videos", []),
+        }
 
     with ThreadPoolExecutor(args.jobs) as pool:  # each job is a subprocess
         done = dict(zip(cells, pool.map(run, cells)))
     tasks = SUITES["MT15"]
 
     header = "| | " + " | ".join(LABELS.get(a, a) for a in agents) + " |"
-    lines = [f"Meta-World MT15, {args.obs} observations, {args.demos_per_task} demos/task, {args.steps} steps, preset {args.preset}, {len(seeds)} seed(s), {args.eval_per_task} eval episodes per task; success % (mean ± 95% CI over seeds)", "", header, "|---" * (len(agents) + 1) + "|"]
+    lines = [
+        f"Meta-World MT15, {args.obs} observations, {args.demos_per_task} demos/task, {args.steps} steps, preset {args.preset}, {len(seeds)} seed(s), {args.eval_per_task} eval episodes per task; success % (mean ± 95% CI over seeds)",
+        "",
+        header,
+        "|---" * (len(agents) + 1) + "|",
+    ]
     for task in tasks:
-        lines.append(f"| {task} | " + " | ".join(fmt([done[(a, s)][f"eval/success_rate/{task}"] for s in seeds]) for a in agents) + " |")
-    lines.append("| **mean** | " + " | ".join("**" + fmt([done[(a, s)]["eval/success_rate"] for s in seeds], digits=1) + "**" for a in agents) + " |")
-    lines += ["", "| world-model probe (held-out demos) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |", "|---" * (len(agents) + 1) + "|"]
-    for key, name, scale, digits in (("probe/rmse", "future-state RMSE (normalised)", 1.0, 3), ("probe/ate", "trajectory error ATE (cm, hand)", 100.0, 2), ("probe/rmse_static", "RMSE of holding the current state", 1.0, 3), ("probe/ate_static", "ATE of holding the current state (cm)", 100.0, 2)):
-        lines.append(f"| {name} | " + " | ".join(fmt([done[(a, s)][key] for s in seeds], scale, digits) for a in agents) + " |")
-    lines += ["", "| speed (this CPU) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |", "|---" * (len(agents) + 1) + "|"]
-    lines.append("| training updates/s (1 thread) | " + " | ".join(fmt([done[(a, s)]["updates_per_s"] for s in seeds], 1.0, 2) for a in agents) + " |")
-    lines.append("| inference ms per chunk query | " + " | ".join(fmt([done[(a, s)]["latency_ms"] for s in seeds], 1.0, 1) for a in agents) + " |")
+        lines.append(
+            f"| {task} | "
+            + " | ".join(fmt([done[(a, s)][f"eval/success_rate/{task}"] for s in seeds]) for a in agents)
+            + " |"
+        )
+    lines.append(
+        "| **mean** | "
+        + " | ".join("**" + fmt([done[(a, s)]["eval/success_rate"] for s in seeds], digits=1) + "**" for a in agents)
+        + " |"
+    )
+    lines += [
+        "",
+        "| world-model probe (held-out demos) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |",
+        "|---" * (len(agents) + 1) + "|",
+    ]
+    for key, name, scale, digits in (
+        ("probe/rmse", "future-state RMSE (normalised)", 1.0, 3),
+        ("probe/ate", "trajectory error ATE (cm, hand)", 100.0, 2),
+        ("probe/rmse_static", "RMSE of holding the current state", 1.0, 3),
+        ("probe/ate_static", "ATE of holding the current state (cm)", 100.0, 2),
+    ):
+        lines.append(
+            f"| {name} | " + " | ".join(fmt([done[(a, s)][key] for s in seeds], scale, digits) for a in agents) + " |"
+        )
+    lines += [
+        "",
+        "| speed (this CPU) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |",
+        "|---" * (len(agents) + 1) + "|",
+    ]
+    lines.append(
+        "| training updates/s (1 thread) | "
+        + " | ".join(fmt([done[(a, s)]["updates_per_s"] for s in seeds], 1.0, 2) for a in agents)
+        + " |"
+    )
+    lines.append(
+        "| inference ms per chunk query | "
+        + " | ".join(fmt([done[(a, s)]["latency_ms"] for s in seeds], 1.0, 1) for a in agents)
+        + " |"
+    )
     variants = [v for v in args.inference.split(",") if v]
     if variants:
         with ThreadPoolExecutor(args.jobs) as pool:
-            jobs = {(v, a, s): pool.submit(evaluate_inference, Path(done[(a, s)]["run_dir"]), args.inference_per_task, **INFERENCE[v]) for v in variants for a in agents for s in seeds}
+            jobs = {
+                (v, a, s): pool.submit(
+                    evaluate_inference, Path(done[(a, s)]["run_dir"]), args.inference_per_task, **INFERENCE[v]
+                )
+                for v in variants
+                for a in agents
+                for s in seeds
+            }
             inference = {k: f.result() for k, f in jobs.items()}
-        lines += ["", f"| inference ({args.inference_per_task} episodes per task) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |", "|---" * (len(agents) + 1) + "|"]
-        lines.append("| whole chunk open-loop (as trained above) | " + " | ".join(fmt([done[(a, s)]["eval/success_rate"] for s in seeds], digits=1) for a in agents) + " |")
+        lines += [
+            "",
+            f"| inference ({args.inference_per_task} episodes per task) | "
+            + " | ".join(LABELS.get(a, a) for a in agents)
+            + " |",
+            "|---" * (len(agents) + 1) + "|",
+        ]
+        lines.append(
+            "| whole chunk open-loop (as trained above) | "
+            + " | ".join(fmt([done[(a, s)]["eval/success_rate"] for s in seeds], digits=1) for a in agents)
+            + " |"
+        )
         for v in variants:
-            lines.append(f"| {v} | " + " | ".join(fmt([inference[(v, a, s)] for s in seeds], digits=1) for a in agents) + " |")
+            lines.append(
+                f"| {v} | " + " | ".join(fmt([inference[(v, a, s)] for s in seeds], digits=1) for a in agents) + " |"
+            )
     command = command_line("benchmarks/act_jepa.py", argv)
     print("\n".join(lines))
     print(f"\n{command}")
-    results = {"command": command, "preset": PRESETS[args.preset], "cells": {f"{a}_s{s}": r for (a, s), r in done.items()}, "table": lines}
+    results = {
+        "command": command,
+        "preset": PRESETS[args.preset],
+        "cells": {f"{a}_s{s}": r for (a, s), r in done.items()},
+        "table": lines,
+    }
     (out / f"results_{args.obs}_{args.preset}_{args.steps}.json").write_text(json.dumps(results, indent=1))
     return 0
 

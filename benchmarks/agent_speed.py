@@ -24,6 +24,7 @@ act, act_jepa and ptp use the CPU presets of benchmarks/act_jepa.py and benchmar
 sizes behind the learning results in benchmarks/README.md); with `--preset paper` the published sizes.
 Prints a Markdown table and, last, the command line; `--json` writes the rows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from common import command_line
 
 BUDGETS: dict[str, dict[str, float]] = {
@@ -71,8 +71,16 @@ MEMORY_DEMOS = ("env=embodied/MemoryPickPlace-v0", "episodes=10", "stop_on_succe
 AGENTS: dict[str, AgentBench] = {
     "sac": AgentBench("sac_metaworld_reach", notes="1 env, 1 gradient step per env step"),
     "ppo": AgentBench("ppo_crafter_collect_wood", notes="8 envs, symbolic view"),
-    "act": AgentBench("act_jepa_metaworld15", ("agent=act", "agent.probe_steps=0", "agent.val_every=0"), MT15_DEMOS, "act_jepa", notes="state"),
-    "act_jepa": AgentBench("act_jepa_metaworld15", ("agent.probe_steps=0", "agent.val_every=0"), MT15_DEMOS, "act_jepa", notes="state"),
+    "act": AgentBench(
+        "act_jepa_metaworld15",
+        ("agent=act", "agent.probe_steps=0", "agent.val_every=0"),
+        MT15_DEMOS,
+        "act_jepa",
+        notes="state",
+    ),
+    "act_jepa": AgentBench(
+        "act_jepa_metaworld15", ("agent.probe_steps=0", "agent.val_every=0"), MT15_DEMOS, "act_jepa", notes="state"
+    ),
     "ptp": AgentBench("ptp_memory", ("agent.val_every=0",), MEMORY_DEMOS, "ptp", notes="state, DDIM 10 steps, K=1"),
     "slim": AgentBench("slim_tabletop", notes="32 envs"),
     "homeostatic_ppo": AgentBench("homeostatic_ppo_foraging", notes="8 envs"),
@@ -147,7 +155,9 @@ class CycleTimer:
         """(steps per second, steps timed, seconds timed) over the whole cycles seen."""
         end = self.stop or self.last_boundary
         if self.start is None or end is None:
-            raise RuntimeError(f"training ended at step {self.steps_seen} before a whole update cycle was timed (warm-up {self.warmup_steps} steps, cycle {self.period})")
+            raise RuntimeError(
+                f"training ended at step {self.steps_seen} before a whole update cycle was timed (warm-up {self.warmup_steps} steps, cycle {self.period})"
+            )
         steps, seconds = end[0] - self.start[0], end[1] - self.start[1]
         return steps / seconds, steps, seconds
 
@@ -168,7 +178,13 @@ def time_training(agent: Any, factory: Any, config: Any, seconds: float, warmup_
     timer = CycleTimer(period=period, warmup_steps=warmup + warmup_cycles * period, seconds=seconds)
     agent.learn(factory, config.total_steps, timer)
     rate, steps, elapsed = timer.rate()
-    return {"train_rate": rate, "timed_steps": steps, "timed_s": elapsed, "cycle_steps": period, "warmup_steps": timer.warmup_steps}
+    return {
+        "train_rate": rate,
+        "timed_steps": steps,
+        "timed_s": elapsed,
+        "cycle_steps": period,
+        "warmup_steps": timer.warmup_steps,
+    }
 
 
 # --- inference latency -------------------------------------------------------------------
@@ -189,8 +205,12 @@ def time_act(agent: Any, obs: Any, calls: int, warmup_calls: int) -> dict[str, A
             agent.act(obs, deterministic=True)  # served from the queue
             cached.append(time.perf_counter() - start)
     ms = 1000 * np.asarray(query)
-    row = {"latency_ms_median": float(np.median(ms)), "latency_ms_p90": float(np.percentile(ms, 90)), "latency_calls": calls,
-           "latency_what": "chunk query (full model call)" if chunking else "act() (full model call)"}
+    row = {
+        "latency_ms_median": float(np.median(ms)),
+        "latency_ms_p90": float(np.percentile(ms, 90)),
+        "latency_calls": calls,
+        "latency_what": "chunk query (full model call)" if chunking else "act() (full model call)",
+    }
     row["cached_ms_median"] = float(1000 * np.median(cached)) if cached else None
     return row
 
@@ -216,8 +236,13 @@ def bench_agent(name: str, budget: str, out: Path, preset: str = "cpu", device: 
     probe = factory.make()
     agent = build_agent(config.agent, probe.observation_space, probe.action_space, torch.device(device), config.seed)
     row: dict[str, Any] = {
-        "agent": name, "experiment": spec.experiment, "overrides": overrides[1:], "preset": preset if spec.preset else None,
-        "train_unit": "updates/s" if spec.imitation else "env steps/s", "num_envs": config.env.num_envs, "notes": spec.notes,
+        "agent": name,
+        "experiment": spec.experiment,
+        "overrides": overrides[1:],
+        "preset": preset if spec.preset else None,
+        "train_unit": "updates/s" if spec.imitation else "env steps/s",
+        "num_envs": config.env.num_envs,
+        "notes": spec.notes,
         "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
     }
     row.update(time_training(agent, factory, config, plan["seconds"], int(plan["warmup_cycles"])))
@@ -242,21 +267,38 @@ def without_json(argv: list[str]) -> list[str]:
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| agent | experiment | training rate | act() ms, median / p90 | what act() times | cached step ms |", "|---|---|---:|---:|---|---:|"]
+    lines = [
+        "| agent | experiment | training rate | act() ms, median / p90 | what act() times | cached step ms |",
+        "|---|---|---:|---:|---|---:|",
+    ]
     for r in rows:
         cached = f"{r['cached_ms_median']:.3f}" if r.get("cached_ms_median") is not None else "–"
         exp = r["experiment"] + (f", preset {r['preset']}" if r.get("preset") else "")
-        lines.append(f"| {r['agent']} | {exp} | {r['train_rate']:.1f} {r['train_unit']} | {r['latency_ms_median']:.2f} / {r['latency_ms_p90']:.2f} | {r['latency_what']} | {cached} |")
+        lines.append(
+            f"| {r['agent']} | {exp} | {r['train_rate']:.1f} {r['train_unit']} | {r['latency_ms_median']:.2f} / {r['latency_ms_p90']:.2f} | {r['latency_what']} | {cached} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=sorted(BUDGETS), default="small", help="timed seconds and calls per agent (tiny: plumbing tests only)")
+    parser.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default="small",
+        help="timed seconds and calls per agent (tiny: plumbing tests only)",
+    )
     parser.add_argument("--agents", default=",".join(AGENTS), help="comma-separated registered agents")
     parser.add_argument("--preset", choices=("cpu", "paper"), default="cpu", help="sizes of act, act_jepa and ptp")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the agent's networks run (cuda: bf16 autocast for act, act_jepa, ptp)")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench/agent_speed"), help="where the demo datasets are cached")
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the agent's networks run (cuda: bf16 autocast for act, act_jepa, ptp)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("runs/bench/agent_speed"), help="where the demo datasets are cached"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     args = parser.parse_args(argv)
     names = [a.strip() for a in args.agents.split(",") if a.strip()]

@@ -1,4 +1,5 @@
 """What the training benchmarks share: one `embodied-train` run per cell, reused when complete."""
+
 from __future__ import annotations
 
 import csv

@@ -8,6 +8,7 @@ with the rate of shift. Each run is `embodied-concept-shift` in-process; this pr
 a table (mean ± 95% CI over seeds) and the command, and writes results.json,
 table.md and concept_shift.png under --out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,9 @@ def _one(job: tuple[ConceptShiftConfig, str]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rates", default="0,1,5,10,50,seasonal", help="swaps per epoch; 'seasonal' is the second-order schedule")
+    parser.add_argument(
+        "--rates", default="0,1,5,10,50,seasonal", help="swaps per epoch; 'seasonal' is the second-order schedule"
+    )
     parser.add_argument("--rules", default=",".join(RULES))
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=50)
@@ -60,21 +63,42 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     rates = [None if r == "seasonal" else int(r) for r in args.rates.split(",")]
     rules = args.rules.split(",")
-    base = ConceptShiftConfig(epochs=args.epochs, eta0=args.eta0, dataset=args.dataset, data_path=args.data_path, plot=True)
+    base = ConceptShiftConfig(
+        epochs=args.epochs, eta0=args.eta0, dataset=args.dataset, data_path=args.data_path, plot=True
+    )
     jobs = []
     for rate in rates:
         for rule in rules:
             for seed in range(args.seeds):
                 shift = dict(swaps_schedule=SEASONAL) if rate is None else dict(swaps_per_epoch=rate)
-                jobs.append((replace(base, rule=rule, seed=seed, **shift), str(out / f"spe_{_shift_name(rate)}" / rule / f"seed{seed}")))
+                jobs.append(
+                    (
+                        replace(base, rule=rule, seed=seed, **shift),
+                        str(out / f"spe_{_shift_name(rate)}" / rule / f"seed{seed}"),
+                    )
+                )
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(_one, jobs))
 
     rows = []
     for rate in rates:
         for rule in rules:
-            runs = [r for r, (c, _) in zip(results, jobs) if c.rule == rule and (c.swaps_schedule == SEASONAL if rate is None else (c.swaps_schedule is None and c.swaps_per_epoch == rate))]
-            row = {"shift": _shift_name(rate), "rule": rule, "seeds": len(runs), "curve": np.mean([r["epoch_val_acc"] for r in runs], axis=0).tolist()}
+            runs = [
+                r
+                for r, (c, _) in zip(results, jobs)
+                if c.rule == rule
+                and (
+                    c.swaps_schedule == SEASONAL
+                    if rate is None
+                    else (c.swaps_schedule is None and c.swaps_per_epoch == rate)
+                )
+            ]
+            row = {
+                "shift": _shift_name(rate),
+                "rule": rule,
+                "seeds": len(runs),
+                "curve": np.mean([r["epoch_val_acc"] for r in runs], axis=0).tolist(),
+            }
             for key in ("val_acc_mean_epochs", "val_acc_mean_curve", "recovery_acc_mean", "eta_mean"):
                 row[key] = mean_ci([r["metrics"][key] for r in runs])
             rows.append(row)
@@ -108,7 +132,9 @@ def _table(rows: list[dict], rates: list, rules: list[str], args: argparse.Names
             if rule == "homeostatic" and (name, "constant") in by:
                 gap = f"{100 * (r['val_acc_mean_epochs'][0] - by[(name, 'constant')]['val_acc_mean_epochs'][0]):+.1f}"
             rec = fmt(r["recovery_acc_mean"]) if np.isfinite(r["recovery_acc_mean"][0]) else "–"
-            lines.append(f"| {name} | {rule} | {fmt(r['val_acc_mean_epochs'])} | {fmt(r['val_acc_mean_curve'])} | {rec} | {1e3 * r['eta_mean'][0]:.2f} | {gap} |")
+            lines.append(
+                f"| {name} | {rule} | {fmt(r['val_acc_mean_epochs'])} | {fmt(r['val_acc_mean_curve'])} | {rec} | {1e3 * r['eta_mean'][0]:.2f} | {gap} |"
+            )
     return "\n".join(lines)
 
 

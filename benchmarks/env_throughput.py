@@ -25,6 +25,7 @@ identical observations for the same seed and actions, so both simulate the same 
 Prints a Markdown table (env, mode, raw steps/s, ours steps/s, ratio) and, last, the
 exact command line. `--profile` also prints a cProfile of our env's step loop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,11 +41,11 @@ import time
 from importlib import metadata
 from typing import Any, Callable
 
-import embodied  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
 import gymnasium as gym
 import numpy as np
 from metaworld.env_dict import ENV_CLS_MAP
 
+import embodied  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
 import embodied.envs  # noqa: F401  (registers embodied/MetaWorld-<task>-v0)
 from embodied.envs.manipulation.metaworld import MetaWorldEnv, check_task
 from embodied.errors import EmbodiedError
@@ -158,7 +159,9 @@ def check_same_simulation(task: str, steps: int = 50) -> None:
     ours.close()
     for t, (a, b) in enumerate(pairs):
         if not np.array_equal(a.astype(np.float32), b):
-            raise SystemExit(f"error: {task}: raw and our observations differ at step {t}; the benchmark would compare different things")
+            raise SystemExit(
+                f"error: {task}: raw and our observations differ at step {t}; the benchmark would compare different things"
+            )
 
 
 # --- measurements ----------------------------------------------------------------------
@@ -179,7 +182,8 @@ def state_rows(task: str, steps: int, repeats: int) -> list[Row]:
     best = best_of(variants, repeats)
     return [
         {"env": env_id(task), "mode": f"state, {name}", "raw": best["raw"], "ours": best[name]}
-        for name in variants if name != "raw"
+        for name in variants
+        if name != "raw"
     ]
 
 
@@ -192,14 +196,19 @@ def vector_rows(task: str, steps: int, repeats: int) -> list[Row]:
 
     variants = {
         "sync1": measured(make_vec(gym.vector.SyncVectorEnv, 1), lambda v: time_vector(v, random_actions(steps, 1))),
-        "async2": measured(make_vec(gym.vector.AsyncVectorEnv, 2), lambda v: time_vector(v, random_actions(steps // 2, 2))),
+        "async2": measured(
+            make_vec(gym.vector.AsyncVectorEnv, 2), lambda v: time_vector(v, random_actions(steps // 2, 2))
+        ),
     }
     best = best_of(variants, repeats)
-    return [{
-        "env": env_id(task),
-        "mode": "vector: 2-worker AsyncVectorEnv (ours col.) vs 1-env SyncVectorEnv (raw col.)",
-        "raw": best["sync1"], "ours": best["async2"],
-    }]
+    return [
+        {
+            "env": env_id(task),
+            "mode": "vector: 2-worker AsyncVectorEnv (ours col.) vs 1-env SyncVectorEnv (raw col.)",
+            "raw": best["sync1"],
+            "ours": best["async2"],
+        }
+    ]
 
 
 def pixel_rows(task: str, steps: int, repeats: int) -> list[Row]:
@@ -212,7 +221,9 @@ def pixel_rows(task: str, steps: int, repeats: int) -> list[Row]:
             lambda env: time_raw(env, actions, render=True),
         ),
         "gym.make": measured(
-            lambda: gym.make(env_id(task), obs_mode="pixels", cameras=(PIXEL_CAMERA,), image_size=(PIXEL_SIZE, PIXEL_SIZE)),
+            lambda: gym.make(
+                env_id(task), obs_mode="pixels", cameras=(PIXEL_CAMERA,), image_size=(PIXEL_SIZE, PIXEL_SIZE)
+            ),
             lambda env: time_ours(env, actions),
         ),
     }
@@ -252,8 +263,13 @@ def command_line() -> str:
 def machine() -> dict[str, Any]:
     """Where the numbers come from."""
     versions = {name: metadata.version(name) for name in ("mujoco", "metaworld", "gymnasium", "numpy")}
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "mujoco_gl": os.environ.get("MUJOCO_GL"), **versions}
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "mujoco_gl": os.environ.get("MUJOCO_GL"),
+        **versions,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", default="reach,door-open,pick-place", help="comma-separated Meta-World tasks")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best rate is kept")
     parser.add_argument("--pixel-steps", type=int, default=200, help="steps per pixel measurement; 0 skips pixels")
-    parser.add_argument("--pixel-tasks", default="reach", help="tasks measured in pixel mode (slow: ~60 ms/frame on CPU)")
+    parser.add_argument(
+        "--pixel-tasks", default="reach", help="tasks measured in pixel mode (slow: ~60 ms/frame on CPU)"
+    )
     parser.add_argument("--no-vector", action="store_true", help="skip the vector-env comparison")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of our env (first task)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
@@ -294,12 +312,24 @@ def main(argv: list[str] | None = None) -> int:
         print(profile_ours(tasks[0], args.steps))
     print(markdown(rows))
     print()
-    print(f"Random actions, {EPISODE}-step episodes with resets, best of {args.repeats} interleaved runs; "
-          f"{os.cpu_count()} CPUs, MUJOCO_GL={os.environ.get('MUJOCO_GL')}. Vector rows: ratio = async speed-up.")
+    print(
+        f"Random actions, {EPISODE}-step episodes with resets, best of {args.repeats} interleaved runs; "
+        f"{os.cpu_count()} CPUs, MUJOCO_GL={os.environ.get('MUJOCO_GL')}. Vector rows: ratio = async speed-up."
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"command": command, "machine": machine(), "steps": args.steps, "pixel_steps": args.pixel_steps,
-                       "repeats": args.repeats, "rows": rows}, f, indent=2)
+            json.dump(
+                {
+                    "command": command,
+                    "machine": machine(),
+                    "steps": args.steps,
+                    "pixel_steps": args.pixel_steps,
+                    "repeats": args.repeats,
+                    "rows": rows,
+                },
+                f,
+                indent=2,
+            )
     print(command)
     return 0
 

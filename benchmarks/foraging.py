@@ -10,6 +10,7 @@ training episodes, averaged: how well the agent lives while the world shifts und
 and at the final evaluation (20 episodes, the normal mapping, 2 videos per run).
 Prints a Markdown table (mean ± 95% CI over seeds) and, last, the command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import command_line, train_once
 
 from embodied.evaluation import mean_ci
-
-from common import command_line, train_once
 
 
 def training_means(run_dir: Path) -> dict[str, float]:
@@ -33,7 +33,9 @@ def training_means(run_dir: Path) -> dict[str, float]:
     return {
         "train_length": float(np.mean([float(r["charts/episodic_length"]) for r in rows])),
         "train_drive": float(np.mean([float(r["charts/mean/drive"]) for r in rows])),
-        "final_eta": float(next((r["charts/plasticity_eta"] for r in reversed(rows) if r.get("charts/plasticity_eta")), "nan")),
+        "final_eta": float(
+            next((r["charts/plasticity_eta"] for r in reversed(rows) if r.get("charts/plasticity_eta")), "nan")
+        ),
     }
 
 
@@ -46,20 +48,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/bench/foraging")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    rules, shifts, seeds = args.rules.split(","), [int(s) for s in args.shifts.split(",")], [int(s) for s in args.seeds.split(",")]
+    rules, shifts, seeds = (
+        args.rules.split(","),
+        [int(s) for s in args.shifts.split(",")],
+        [int(s) for s in args.seeds.split(",")],
+    )
     out = Path(args.out)
     cells = [(rule, shift, seed) for shift in shifts for rule in rules for seed in seeds]
 
     def run(cell: tuple[str, int, int]) -> dict:
         rule, shift, seed = cell
         run_dir = out / f"shift{shift}_{rule}_s{seed}"
-        summary = train_once(run_dir, ["experiment=homeostatic_ppo_foraging", f"agent.plasticity={rule}", f"env.shift_every={shift}", f"seed={seed}", f"total_steps={args.steps}"])
+        summary = train_once(
+            run_dir,
+            [
+                "experiment=homeostatic_ppo_foraging",
+                f"agent.plasticity={rule}",
+                f"env.shift_every={shift}",
+                f"seed={seed}",
+                f"total_steps={args.steps}",
+            ],
+        )
         return {**summary["metrics"], **training_means(run_dir), "videos": summary.get("videos", [])}
 
     with ThreadPoolExecutor(args.jobs) as pool:  # each job is a subprocess
         done = dict(zip(cells, pool.map(run, cells)))
-    fmt = lambda values, scale=1.0, digits=0: "{:.{d}f} ± {:.{d}f}".format(*(scale * v for v in mean_ci(values)), d=digits)  # noqa: E731
-    print("| shift_every | plasticity | survival, training (steps) | drive, training | survival, eval | drive, eval | eval success | final η (×1e-4) |")
+    fmt = lambda values, scale=1.0, digits=0: "{:.{d}f} ± {:.{d}f}".format(
+        *(scale * v for v in mean_ci(values)), d=digits
+    )  # noqa: E731
+    print(
+        "| shift_every | plasticity | survival, training (steps) | drive, training | survival, eval | drive, eval | eval success | final η (×1e-4) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for shift in shifts:
         for rule in rules:
@@ -70,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {fmt([r['eval/success_rate'] for r in rs], 100)}% | {fmt([r['final_eta'] for r in rs], 1e4, 2)} |",
                 flush=True,
             )
-    print(f"\n{args.steps} PPO steps per run, {len(seeds)} seeds (mean ± 95% CI over seeds), episodes capped at 1000 steps; videos in {out}/*/videos.")
+    print(
+        f"\n{args.steps} PPO steps per run, {len(seeds)} seeds (mean ± 95% CI over seeds), episodes capped at 1000 steps; videos in {out}/*/videos."
+    )
     print(f"command: {command_line('benchmarks/foraging.py', argv)}")
     return 0
 

@@ -19,6 +19,7 @@ first world). Variants:
 Before timing, it checks that our env and raw Crafter make the same world for the same
 seeds. Prints a Markdown table and, last, the command line that produced it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -117,7 +118,11 @@ def run_parallel(variant: str, workers: int, seconds: float) -> dict[str, float]
     steps = sum(r["steps"] for r in results)
     episodes = sum(r["episodes"] for r in results)
     elapsed = max(r["seconds"] for r in results)
-    return {"steps_per_s": steps / elapsed, "episodes": episodes, "reset_ms": 1000 * sum(r["reset_s"] for r in results) / max(episodes, 1)}
+    return {
+        "steps_per_s": steps / elapsed,
+        "episodes": episodes,
+        "reset_ms": 1000 * sum(r["reset_s"] for r in results) / max(episodes, 1),
+    }
 
 
 def run_vector(workers: int, num_envs: int, seconds: float) -> dict[str, float]:
@@ -128,7 +133,11 @@ def run_vector(workers: int, num_envs: int, seconds: float) -> dict[str, float]:
     from embodied.vec_env import ShardedVecEnv
     from embodied.wrappers import EpisodeStatistics
 
-    vec = ShardedVecEnv([lambda: EpisodeStatistics(envs.make(ENV_ID, obs_mode="symbolic")) for _ in range(num_envs)], workers=workers, start_method="spawn")
+    vec = ShardedVecEnv(
+        [lambda: EpisodeStatistics(envs.make(ENV_ID, obs_mode="symbolic")) for _ in range(num_envs)],
+        workers=workers,
+        start_method="spawn",
+    )
     vec.seed(0)
     vec.reset()
     rng = np.random.default_rng(0)
@@ -159,15 +168,21 @@ def check_same_worlds(seeds: tuple[int, ...] = (0, 1, 2)) -> None:
         obs, _ = ours.reset(seed=seed)
         same = np.array_equal(raw._world._mat_map, ours.engine.world._mat_map) and np.array_equal(raw_obs, obs["rgb"])
         if not same:
-            raise SystemExit(f"error: seed {seed}: our world differs from crafter.Env's; the comparison would be meaningless")
+            raise SystemExit(
+                f"error: seed {seed}: our world differs from crafter.Env's; the comparison would be meaningless"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes per variant (default: all cores)")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes per variant (default: all cores)"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per variant")
     parser.add_argument("--vector-envs", type=int, default=16, help="envs in the 'ours vector' variant")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated subset of: {', '.join(VARIANTS)}"
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -178,12 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     check_same_worlds()
     results: dict[str, dict[str, float]] = {}
     for variant in variants:
-        results[variant] = run_vector(args.workers, args.vector_envs, args.seconds) if variant == "ours vector" else run_parallel(variant, args.workers, args.seconds)
+        results[variant] = (
+            run_vector(args.workers, args.vector_envs, args.seconds)
+            if variant == "ours vector"
+            else run_parallel(variant, args.workers, args.seconds)
+        )
         print(f"{variant}: {results[variant]['steps_per_s']:.0f} steps/s", file=sys.stderr, flush=True)
 
     base, base_numba = results.get("raw", {}).get("steps_per_s"), results.get("raw+numba", {}).get("steps_per_s")
-    print(f"\nCrafter throughput, random policy with resets, {args.workers} processes per variant, {args.seconds:.0f} s each "
-          f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)\n")
+    print(
+        f"\nCrafter throughput, random policy with resets, {args.workers} processes per variant, {args.seconds:.0f} s each "
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)\n"
+    )
     print("| variant | env steps/s | vs raw | vs raw+numba | mean reset (ms) | episodes |")
     print("|---|---|---|---|---|---|")
     for variant, r in results.items():
@@ -194,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"workers": args.workers, "seconds": args.seconds, "results": results}, f, indent=1)
-    print(f"\ncommand: python {shlex.join(['benchmarks/minecraft_throughput.py', *(argv if argv is not None else sys.argv[1:])])}")
+    print(
+        f"\ncommand: python {shlex.join(['benchmarks/minecraft_throughput.py', *(argv if argv is not None else sys.argv[1:])])}"
+    )
     return 0
 
 

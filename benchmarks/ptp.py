@@ -18,6 +18,7 @@
 
 Prints Markdown tables and, last, the command; writes results JSON next to the runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,10 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import command_line, fmt, train_once, trained_agent, updates_per_s
 
 from embodied.evaluation import wilson_interval
-
-from common import command_line, fmt, train_once, trained_agent, updates_per_s
 
 # The published head (d=256, 8 layers, batch 64) costs ~2 s per step on one core here; the
 # CPU preset keeps the recipe (context, horizon, diffusion, EMA, PTP), shrinks the head, raises
@@ -49,13 +49,25 @@ VARIANTS = {
     "long_history": ["agent.ptp=false"],
     "long_history_ptp": ["agent.ptp=true"],
 }
-LABELS = {"no_history": "no history (1 frame)", "long_history": "long history (16 frames)", "long_history_ptp": "long history + PTP"}
+LABELS = {
+    "no_history": "no history (1 frame)",
+    "long_history": "long history (16 frames)",
+    "long_history_ptp": "long history + PTP",
+}
 MARKOV_VARIANTS = ("no_history", "long_history_ptp")
 
 
 def collect(demos: Path, env_id: str, episodes: int, *extra: str) -> Path:
     if not (demos / "zarr.json").exists():
-        args = [sys.executable, "-m", "embodied.collect", f"env={env_id}", f"episodes={episodes}", f"out={demos}", *extra]
+        args = [
+            sys.executable,
+            "-m",
+            "embodied.collect",
+            f"env={env_id}",
+            f"episodes={episodes}",
+            f"out={demos}",
+            *extra,
+        ]
         print("collecting:", " ".join(args[1:]), file=sys.stderr, flush=True)
         subprocess.run(args, check=True)
     return demos
@@ -81,47 +93,102 @@ def pooled(successes: list[list[bool]]) -> str:
 def success_tables(args: argparse.Namespace) -> tuple[list[str], dict]:
     out, seeds = Path(args.out), [int(s) for s in args.seeds.split(",")]
     # Episodes end at the expert's first success: the idle frames after it would be most of the data.
-    memory = collect(out / f"demos_memory_{args.demos}", "embodied/MemoryPickPlace-v0", args.demos, "stop_on_success=true")
-    markov = collect(out / f"demos_drawer_{args.markov_demos}", "embodied/MetaWorld-drawer-open-v0", args.markov_demos, "stop_on_success=true") if args.markov_demos else None
+    memory = collect(
+        out / f"demos_memory_{args.demos}", "embodied/MemoryPickPlace-v0", args.demos, "stop_on_success=true"
+    )
+    markov = (
+        collect(
+            out / f"demos_drawer_{args.markov_demos}",
+            "embodied/MetaWorld-drawer-open-v0",
+            args.markov_demos,
+            "stop_on_success=true",
+        )
+        if args.markov_demos
+        else None
+    )
     markov_seeds = [int(s) for s in args.markov_seeds.split(",")] if args.markov_demos else []
-    cells = [("memory", v, s) for s in seeds for v in VARIANTS] + [("markov", v, s) for s in markov_seeds for v in MARKOV_VARIANTS]
+    cells = [("memory", v, s) for s in seeds for v in VARIANTS] + [
+        ("markov", v, s) for s in markov_seeds for v in MARKOV_VARIANTS
+    ]
 
     def run(cell: tuple[str, str, int]) -> dict:
         task, variant, seed = cell
         run_dir = out / f"{task}_{args.preset}_{args.steps}_{variant}_s{seed}"
         experiment, demos = ("ptp_memory", memory) if task == "memory" else ("ptp_metaworld", markov)
-        overrides = [f"experiment={experiment}", f"seed={seed}", f"total_steps={args.steps}", f"agent.dataset={demos}", f"eval.episodes={args.eval_episodes}", "agent.val_every=0", *PRESETS[args.preset], *VARIANTS[variant], *args.extra]
+        overrides = [
+            f"experiment={experiment}",
+            f"seed={seed}",
+            f"total_steps={args.steps}",
+            f"agent.dataset={demos}",
+            f"eval.episodes={args.eval_episodes}",
+            "agent.val_every=0",
+            *PRESETS[args.preset],
+            *VARIANTS[variant],
+            *args.extra,
+        ]
         summary = train_once(run_dir, overrides)
-        return {**summary["metrics"], "updates_per_s": updates_per_s(run_dir), "train_wall_time_s": summary["train_wall_time_s"], "run_dir": str(run_dir)}
+        return {
+            **summary["metrics"],
+            "updates_per_s": updates_per_s(run_dir),
+            "train_wall_time_s": summary["train_wall_time_s"],
+            "run_dir": str(run_dir),
+        }
 
     with ThreadPoolExecutor(args.jobs) as pool:  # each job is a subprocess
         done = dict(zip(cells, pool.map(run, cells)))
     ptp_runs = [(("memory", "long_history_ptp", s), k) for s in seeds for k in args.verify]
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {(cell, k): pool.submit(evaluate, Path(done[cell]["run_dir"]), args.eval_episodes, k) for cell, k in ptp_runs}
+        futures = {
+            (cell, k): pool.submit(evaluate, Path(done[cell]["run_dir"]), args.eval_episodes, k) for cell, k in ptp_runs
+        }
         verified = {key: f.result() for key, f in futures.items()}
     # per-episode outcomes of each run's own evaluation (rate x episodes), for the pooled interval
-    plain = {cell: [True] * round(r["eval/success_rate"] * args.eval_episodes) + [False] * round((1 - r["eval/success_rate"]) * args.eval_episodes) for cell, r in done.items()}
+    plain = {
+        cell: [True] * round(r["eval/success_rate"] * args.eval_episodes)
+        + [False] * round((1 - r["eval/success_rate"]) * args.eval_episodes)
+        for cell, r in done.items()
+    }
 
-    lines = [f"MemoryPickPlace, state, {args.demos} demos, {args.steps} gradient steps, preset {args.preset}, {len(seeds)} seeds x {args.eval_episodes} evaluation episodes", "",
-             "| policy | success % (mean ± 95% CI over seeds) | pooled episodes, Wilson 95% | updates/s (1 thread) |", "|---|---|---|---|"]
+    lines = [
+        f"MemoryPickPlace, state, {args.demos} demos, {args.steps} gradient steps, preset {args.preset}, {len(seeds)} seeds x {args.eval_episodes} evaluation episodes",
+        "",
+        "| policy | success % (mean ± 95% CI over seeds) | pooled episodes, Wilson 95% | updates/s (1 thread) |",
+        "|---|---|---|---|",
+    ]
     rows = {}
     for variant in VARIANTS:
         rates = [done[("memory", variant, s)]["eval/success_rate"] for s in seeds]
         rows[variant] = rates
-        lines.append(f"| {LABELS[variant]} | {fmt(rates, digits=1)} | {pooled([plain[('memory', variant, s)] for s in seeds])} | {fmt([done[('memory', variant, s)]['updates_per_s'] for s in seeds], 1.0, 1)} |")
+        lines.append(
+            f"| {LABELS[variant]} | {fmt(rates, digits=1)} | {pooled([plain[('memory', variant, s)] for s in seeds])} | {fmt([done[('memory', variant, s)]['updates_per_s'] for s in seeds], 1.0, 1)} |"
+        )
     for k in args.verify:
         runs = [verified[(("memory", "long_history_ptp", s), k)] for s in seeds]
         rows[f"ptp_sv{k}"] = [float(np.mean(r)) for r in runs]
-        lines.append(f"| long history + PTP + self-verification, K={k} | {fmt(rows[f'ptp_sv{k}'], digits=1)} | {pooled(runs)} | |")
+        lines.append(
+            f"| long history + PTP + self-verification, K={k} | {fmt(rows[f'ptp_sv{k}'], digits=1)} | {pooled(runs)} | |"
+        )
     base, ptp = np.mean(rows["long_history"]), np.mean(rows["long_history_ptp"])
-    lines += ["", f"PTP / long-history baseline success ratio: {ptp / base:.2f}x" if base > 0 else "PTP / long-history baseline: the baseline scored 0"]
+    lines += [
+        "",
+        f"PTP / long-history baseline success ratio: {ptp / base:.2f}x"
+        if base > 0
+        else "PTP / long-history baseline: the baseline scored 0",
+    ]
     if args.markov_demos:
-        lines += ["", f"Markovian control: Meta-World drawer-open, state, {args.markov_demos} demos, same steps, seeds {args.markov_seeds}", "", "| policy | success % (mean ± 95% CI) | pooled, Wilson 95% |", "|---|---|---|"]
+        lines += [
+            "",
+            f"Markovian control: Meta-World drawer-open, state, {args.markov_demos} demos, same steps, seeds {args.markov_seeds}",
+            "",
+            "| policy | success % (mean ± 95% CI) | pooled, Wilson 95% |",
+            "|---|---|---|",
+        ]
         for variant in MARKOV_VARIANTS:
             rates = [done[("markov", variant, s)]["eval/success_rate"] for s in markov_seeds]
             rows[f"markov_{variant}"] = rates
-            lines.append(f"| {LABELS[variant]} | {fmt(rates, digits=1)} | {pooled([plain[('markov', variant, s)] for s in markov_seeds])} |")
+            lines.append(
+                f"| {LABELS[variant]} | {fmt(rates, digits=1)} | {pooled([plain[('markov', variant, s)] for s in markov_seeds])} |"
+            )
     return lines, {"rates": rows, "runs": {"_".join(map(str, c)): r for c, r in done.items()}}
 
 
@@ -136,10 +203,20 @@ def timing_tables(args: argparse.Namespace) -> tuple[list[str], dict]:
     from embodied.train import build_agent
 
     torch.set_num_threads(1)
-    demos = collect(Path(args.out) / f"demos_memory_pixels_{args.timing_demos}", "embodied/MemoryPickPlace-v0", args.timing_demos, "obs_mode=state+pixels", "image_size=[64,64]")
+    demos = collect(
+        Path(args.out) / f"demos_memory_pixels_{args.timing_demos}",
+        "embodied/MemoryPickPlace-v0",
+        args.timing_demos,
+        "obs_mode=state+pixels",
+        "image_size=[64,64]",
+    )
     figures: dict = {}
-    lines = [f"Timing on this CPU (1 thread), pixels 64x64 + state, {args.timing_demos} demos, batch 64", "",
-             "| preset | stage | s per step | steps per epoch | s per epoch |", "|---|---|---|---|---|"]
+    lines = [
+        f"Timing on this CPU (1 thread), pixels 64x64 + state, {args.timing_demos} demos, batch 64",
+        "",
+        "| preset | stage | s per step | steps per epoch | s per epoch |",
+        "|---|---|---|---|---|",
+    ]
     for preset in ("cpu", "paper"):
         overrides = ["experiment=ptp_memory_multistage", f"agent.dataset={demos}", *PRESETS[preset]]
         config = to_dataclass(compose("config", overrides))
@@ -171,12 +248,20 @@ def timing_tables(args: argparse.Namespace) -> tuple[list[str], dict]:
         t_cache = time.perf_counter() - start
         train3, _ = staged.open_data(factory)
         t_stage3 = per_step(staged, train3, 8)
-        lines += [f"| {preset} | end-to-end, 16 frames | {t_e2e:.3f} | {epoch} | {t_e2e * epoch:.1f} |",
-                  f"| {preset} | stage 1, 2 frames | {t_stage1:.3f} | {epoch} | {t_stage1 * epoch:.1f} |",
-                  f"| {preset} | stage 2, cache every frame (once) | | | {t_cache:.1f} |",
-                  f"| {preset} | stage 3, cached, 16 frames | {t_stage3:.4f} | {epoch} | {t_stage3 * epoch:.2f} |",
-                  f"| {preset} | **end-to-end / cached per epoch** | | | **{t_e2e / t_stage3:.0f}x** |"]
-        figures[preset] = {"end_to_end_s_per_step": t_e2e, "stage1_s_per_step": t_stage1, "cache_s": t_cache, "stage3_s_per_step": t_stage3, "steps_per_epoch": epoch}
+        lines += [
+            f"| {preset} | end-to-end, 16 frames | {t_e2e:.3f} | {epoch} | {t_e2e * epoch:.1f} |",
+            f"| {preset} | stage 1, 2 frames | {t_stage1:.3f} | {epoch} | {t_stage1 * epoch:.1f} |",
+            f"| {preset} | stage 2, cache every frame (once) | | | {t_cache:.1f} |",
+            f"| {preset} | stage 3, cached, 16 frames | {t_stage3:.4f} | {epoch} | {t_stage3 * epoch:.2f} |",
+            f"| {preset} | **end-to-end / cached per epoch** | | | **{t_e2e / t_stage3:.0f}x** |",
+        ]
+        figures[preset] = {
+            "end_to_end_s_per_step": t_e2e,
+            "stage1_s_per_step": t_stage1,
+            "cache_s": t_cache,
+            "stage3_s_per_step": t_stage3,
+            "steps_per_epoch": epoch,
+        }
         obs, _ = env.reset(seed=0)
         staged.reset()
         staged.act(obs)  # fills the history; then time queries on a full history
@@ -192,10 +277,16 @@ def timing_tables(args: argparse.Namespace) -> tuple[list[str], dict]:
                 times.append(time.perf_counter() - start)
             figures[preset][f"query_ms_{sampler}_k{k}"] = 1000 * float(np.median(times))
         env.close()
-    lines += ["", "| preset | ms per query, DDIM 10 | DDIM 10, K=16 | DDPM 100 | DDPM 100, K=16 |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| preset | ms per query, DDIM 10 | DDIM 10, K=16 | DDPM 100 | DDPM 100, K=16 |",
+        "|---|---|---|---|---|",
+    ]
     for preset in ("cpu", "paper"):
         f = figures[preset]
-        lines.append(f"| {preset} | {f['query_ms_ddim_k1']:.0f} | {f['query_ms_ddim_k16']:.0f} | {f['query_ms_ddpm_k1']:.0f} | {f['query_ms_ddpm_k16']:.0f} |")
+        lines.append(
+            f"| {preset} | {f['query_ms_ddim_k1']:.0f} | {f['query_ms_ddim_k16']:.0f} | {f['query_ms_ddpm_k1']:.0f} | {f['query_ms_ddpm_k16']:.0f} |"
+        )
     return lines, figures
 
 
@@ -205,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     parser.add_argument("--steps", type=int, default=3000, help="gradient steps per run")
     parser.add_argument("--demos", type=int, default=100)
-    parser.add_argument("--markov-demos", type=int, default=50, help="drawer-open demos for the Markovian control (0: skip it)")
+    parser.add_argument(
+        "--markov-demos", type=int, default=50, help="drawer-open demos for the Markovian control (0: skip it)"
+    )
     parser.add_argument("--markov-seeds", default="0")
     parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--verify", default="4,16", help="self-verification K values to evaluate")

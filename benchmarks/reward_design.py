@@ -12,6 +12,7 @@ with its 95% Wilson interval, the per-seed rates, lava death rate and mean steps
 success. `designed` needs a reward.py from `embodied-design-reward` (an LLM run).
 Prints a Markdown table and, last, the command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,15 +22,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import command_line, train_once
 
 from embodied.agents.auto_mc_reward.loop import snake
 from embodied.evaluation import wilson_interval
 
-from common import command_line, train_once
-
 
 def run(task: str, reward: str, seed: int, steps: int, out: Path, designed: dict[str, str]) -> dict:
-    overrides = [f"experiment=ppo_crafter_{snake(task)}", f"reward={reward}", f"seed={seed}", f"total_steps={steps}", "eval.video_episodes=1"]
+    overrides = [
+        f"experiment=ppo_crafter_{snake(task)}",
+        f"reward={reward}",
+        f"seed={seed}",
+        f"total_steps={steps}",
+        "eval.video_episodes=1",
+    ]
     if reward == "designed":
         overrides.append(f"reward.path={designed[task]}")
     return train_once(out / f"{snake(task)}_{reward}_s{seed}", overrides)
@@ -54,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     cells = [(task, reward, seed) for task in tasks for reward in rewards for seed in seeds]
     with ThreadPoolExecutor(args.jobs) as pool:  # each job is a subprocess
         done = dict(zip(cells, pool.map(lambda c: run(*c, args.steps, out, designed), cells)))
-    print(f"| task | reward | success (pooled, 95% CI) | per seed | lava deaths | steps to success |\n|---|---|---|---|---|---|")
+    print(
+        "| task | reward | success (pooled, 95% CI) | per seed | lava deaths | steps to success |\n|---|---|---|---|---|---|"
+    )
     for task in tasks:
         for reward in rewards:
             summaries = [done[(task, reward, seed)] for seed in seeds]
@@ -64,9 +72,15 @@ def main(argv: list[str] | None = None) -> int:
             per_seed = ", ".join(f"{s['metrics']['eval/success_rate']:.0%}" for s in summaries)
             lava = np.mean([e["death_cause"] == "lava" for e in episodes])
             steps = [e["success_step"] for e in episodes if e["success"]]
-            print(f"| {task} | {reward} | {wins / len(episodes):.0%} ({low:.0%}–{high:.0%}) | {per_seed} | {lava:.0%} | {np.mean(steps):.1f} |" if steps else
-                  f"| {task} | {reward} | {wins / len(episodes):.0%} ({low:.0%}–{high:.0%}) | {per_seed} | {lava:.0%} | – |", flush=True)
-    print(f"\n{args.steps} PPO steps per run (one torch thread, {args.jobs} runs at once), {len(seeds)} seeds, 50 evaluation episodes per run pooled over seeds.")
+            print(
+                f"| {task} | {reward} | {wins / len(episodes):.0%} ({low:.0%}–{high:.0%}) | {per_seed} | {lava:.0%} | {np.mean(steps):.1f} |"
+                if steps
+                else f"| {task} | {reward} | {wins / len(episodes):.0%} ({low:.0%}–{high:.0%}) | {per_seed} | {lava:.0%} | – |",
+                flush=True,
+            )
+    print(
+        f"\n{args.steps} PPO steps per run (one torch thread, {args.jobs} runs at once), {len(seeds)} seeds, 50 evaluation episodes per run pooled over seeds."
+    )
     print(f"command: {command_line('benchmarks/reward_design.py', argv)}")
     return 0
 

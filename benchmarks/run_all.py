@@ -20,6 +20,7 @@ and exits with status 1 at the end. Writes `--results` (rows, each with the comm
 reproduces it, plus machine, date, git commit and budget) and rewrites the text between
 `<!-- perf-table:start -->` and `<!-- perf-table:end -->` in `--readme` (default: benchmarks/README.md).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,28 @@ TABLE_PATH = ROOT / "benchmarks" / "README.md"  # the Markdown file whose marked
 BENCHMARKS = ("env_throughput", "minecraft_throughput", "agent_speed", "sandbox")
 AGENTS = ("sac", "ppo", "act", "act_jepa", "ptp", "slim", "homeostatic_ppo")
 PUBLISHED_SIZE = ("act", "act_jepa", "ptp")  # also timed at --preset paper in the full budget
-SCRIPTS = {"env_throughput": "benchmarks/env_throughput.py", "minecraft_throughput": "benchmarks/minecraft_throughput.py",
-           "agent_speed": "benchmarks/agent_speed.py", "sandbox": "benchmarks/sandbox_overhead.py"}
+SCRIPTS = {
+    "env_throughput": "benchmarks/env_throughput.py",
+    "minecraft_throughput": "benchmarks/minecraft_throughput.py",
+    "agent_speed": "benchmarks/agent_speed.py",
+    "sandbox": "benchmarks/sandbox_overhead.py",
+}
 ARGS: dict[str, dict[str, list[str]]] = {  # benchmark -> budget -> arguments
     "env_throughput": {
         "tiny": ["--steps", "200", "--tasks", "reach", "--repeats", "1", "--pixel-steps", "0", "--no-vector"],
         "small": ["--steps", "2000", "--tasks", "reach", "--repeats", "2", "--pixel-steps", "0"],
-        "full": ["--steps", "4000", "--tasks", "reach,door-open,pick-place", "--repeats", "3", "--pixel-steps", "200", "--pixel-tasks", "reach"],
+        "full": [
+            "--steps",
+            "4000",
+            "--tasks",
+            "reach,door-open,pick-place",
+            "--repeats",
+            "3",
+            "--pixel-steps",
+            "200",
+            "--pixel-tasks",
+            "reach",
+        ],
     },
     "minecraft_throughput": {
         "tiny": ["--workers", "1", "--seconds", "0.5", "--variants", "raw+numba,ours symbolic"],
@@ -95,13 +111,22 @@ def plan(budget: str, only: list[str], agents: list[str], inject_failure: str | 
             jobs.append(Job(name, name, [SCRIPTS[name], *ARGS[name][budget]], timeout))
             continue
         for agent in agents:
-            jobs.append(Job(f"agent_speed:{agent}", name, [SCRIPTS[name], "--budget", budget, "--agents", agent], timeout))
+            jobs.append(
+                Job(f"agent_speed:{agent}", name, [SCRIPTS[name], "--budget", budget, "--agents", agent], timeout)
+            )
         if budget == "full":
             for agent in (a for a in agents if a in PUBLISHED_SIZE):
                 argv = [SCRIPTS[name], "--budget", budget, "--agents", agent, "--preset", "paper"]
                 jobs.append(Job(f"agent_speed:{agent}:paper", name, argv, timeout))
     if inject_failure == "error":  # tests: a benchmark that fails
-        jobs.append(Job("injected_failure", "injected", ["-c", "import sys; sys.exit('error: injected failure (run_all --inject-failure)')"], 60))
+        jobs.append(
+            Job(
+                "injected_failure",
+                "injected",
+                ["-c", "import sys; sys.exit('error: injected failure (run_all --inject-failure)')"],
+                60,
+            )
+        )
     elif inject_failure == "timeout":  # tests: a benchmark that hangs
         jobs.append(Job("injected_timeout", "injected", ["-c", "import time; time.sleep(60)"], 1))
     return jobs
@@ -133,9 +158,17 @@ def rows_of(benchmark: str, data: Any) -> list[dict[str, Any]]:
     if benchmark == "minecraft_throughput":
         results = data["results"]
         raw, numba = (results.get(k, {}).get("steps_per_s") for k in ("raw", "raw+numba"))
-        return [{"variant": variant, **r, "workers": data["workers"], "seconds": data["seconds"],
-                 "vs_raw": r["steps_per_s"] / raw if raw else None, "vs_raw_numba": r["steps_per_s"] / numba if numba else None}
-                for variant, r in results.items()]
+        return [
+            {
+                "variant": variant,
+                **r,
+                "workers": data["workers"],
+                "seconds": data["seconds"],
+                "vs_raw": r["steps_per_s"] / raw if raw else None,
+                "vs_raw_numba": r["steps_per_s"] / numba if numba else None,
+            }
+            for variant, r in results.items()
+        ]
     if benchmark == "agent_speed":
         return [dict(r) for r in data["rows"]]
     if benchmark == "sandbox":
@@ -156,10 +189,22 @@ def run_job(job: Job, work: Path) -> dict[str, Any]:
     out_json = work / f"{job.name.replace(':', '_')}.json"
     out_json.unlink(missing_ok=True)
     argv = [sys.executable, *job.argv] + (["--json", str(out_json)] if job.benchmark in BENCHMARKS else [])
-    entry: dict[str, Any] = {"name": job.name, "benchmark": job.benchmark, "command": job.command, "timeout_s": job.timeout_s}
+    entry: dict[str, Any] = {
+        "name": job.name,
+        "benchmark": job.benchmark,
+        "command": job.command,
+        "timeout_s": job.timeout_s,
+    }
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
     try:
         stdout, stderr = proc.communicate(timeout=job.timeout_s)
         error = error_line(stderr, proc.returncode) if proc.returncode != 0 else None
@@ -171,7 +216,9 @@ def run_job(job: Job, work: Path) -> dict[str, Any]:
         kill_group(proc)
         raise
     entry["seconds"] = round(time.perf_counter() - start, 1)
-    (work / f"{job.name.replace(':', '_')}.log").write_text(f"$ {job.command}\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+    (work / f"{job.name.replace(':', '_')}.log").write_text(
+        f"$ {job.command}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    )
     if error is None:
         try:
             rows = rows_of(job.benchmark, json.loads(out_json.read_text()))
@@ -210,7 +257,11 @@ def machine() -> dict[str, Any]:
 
     cpu = platform.processor() or platform.machine()
     try:
-        models = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        models = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = models[0] if models else cpu
     except OSError:
         pass
@@ -238,12 +289,16 @@ def _code(command: str) -> str:
 
 
 def _failed_row(entry: dict[str, Any], columns: int) -> str:
-    cells = [entry["name"], f"**failed**: {entry['error']}".replace("|", "\\|")] + [""] * (columns - 3) + [_code(entry["command"])]
+    cells = (
+        [entry["name"], f"**failed**: {entry['error']}".replace("|", "\\|")]
+        + [""] * (columns - 3)
+        + [_code(entry["command"])]
+    )
     return "| " + " | ".join(cells) + " |"
 
 
 def load(results: dict[str, Any]) -> str:
-    """", load average X at the start, Y at the end" (1 min), or nothing where unknown."""
+    """ ", load average X at the start, Y at the end" (1 min), or nothing where unknown."""
     start, end = results["machine"].get("load_average_at_start"), results.get("load_average_at_end")
     return f", load average {start[0]:.1f} at the start and {end[0]:.1f} at the end" if start and end else ""
 
@@ -259,8 +314,14 @@ def table(results: dict[str, Any]) -> str:
         "Every row names the command that reproduces it; a failed benchmark shows its error, never a number.",
     ]
     for rerun in results.get("reruns", []):
-        errors = "; ".join(f"{e['name']} ({e['rerun_of_failure']})" for e in results["benchmarks"] if e["name"] in rerun["jobs"] and e.get("rerun_of_failure"))
-        lines[0] += f" Re-run with `{rerun['command']}` on {rerun['date'][:16].replace('T', ' ')} UTC after failing: {errors}."
+        errors = "; ".join(
+            f"{e['name']} ({e['rerun_of_failure']})"
+            for e in results["benchmarks"]
+            if e["name"] in rerun["jobs"] and e.get("rerun_of_failure")
+        )
+        lines[0] += (
+            f" Re-run with `{rerun['command']}` on {rerun['date'][:16].replace('T', ' ')} UTC after failing: {errors}."
+        )
     by_benchmark: dict[str, list[dict[str, Any]]] = {}
     for entry in results["benchmarks"]:
         by_benchmark.setdefault(entry["benchmark"], []).append(entry)
@@ -279,33 +340,67 @@ def table(results: dict[str, Any]) -> str:
     def agent_row(r: dict[str, Any]) -> list[str]:
         details = [f"preset {r['preset']}" if r.get("preset") else "", r.get("notes") or ""]
         experiment = r["experiment"] + "".join(f", {d}" for d in details if d)
-        what = r["latency_what"] + (f"; a cached step: {r['cached_ms_median']:.3f} ms" if r.get("cached_ms_median") is not None else "")
-        return [r["agent"], experiment, what, f"{r['train_rate']:,.1f} {r['train_unit']}", f"{r['latency_ms_median']:.2f} / {r['latency_ms_p90']:.2f}"]
+        what = r["latency_what"] + (
+            f"; a cached step: {r['cached_ms_median']:.3f} ms" if r.get("cached_ms_median") is not None else ""
+        )
+        return [
+            r["agent"],
+            experiment,
+            what,
+            f"{r['train_rate']:,.1f} {r['train_unit']}",
+            f"{r['latency_ms_median']:.2f} / {r['latency_ms_p90']:.2f}",
+        ]
 
     if "env_throughput" in by_benchmark:
-        section("**Env throughput, Meta-World**: ours vs raw Meta-World v3 (random actions, resets included; vector rows: "
-                "2-worker async vs 1-env sync, so the ratio is the speed-up)",
-                ["env", "mode", "reference steps/s", "ours steps/s", "ratio"], 3,
-                lambda r: [r["env"], r["mode"], _num(r["raw"]), _num(r["ours"]), _num(r["ratio"], ".2f")], by_benchmark["env_throughput"])
+        section(
+            "**Env throughput, Meta-World**: ours vs raw Meta-World v3 (random actions, resets included; vector rows: "
+            "2-worker async vs 1-env sync, so the ratio is the speed-up)",
+            ["env", "mode", "reference steps/s", "ours steps/s", "ratio"],
+            3,
+            lambda r: [r["env"], r["mode"], _num(r["raw"]), _num(r["ours"]), _num(r["ratio"], ".2f")],
+            by_benchmark["env_throughput"],
+        )
     if "minecraft_throughput" in by_benchmark:
-        section("**Env throughput, Minecraft-like worlds**: our Crafter envs vs `crafter.Env` (uniform-random policy, resets "
-                "included, every variant on the same cores)",
-                ["variant", "env steps/s", "vs raw", "vs raw+numba", "mean reset (ms)"], 4,
-                lambda r: [r["variant"], _num(r["steps_per_s"]), _num(r["vs_raw"], ".1f", "×"), _num(r["vs_raw_numba"], ".1f", "×"), _num(r["reset_ms"], ".1f")],
-                by_benchmark["minecraft_throughput"])
+        section(
+            "**Env throughput, Minecraft-like worlds**: our Crafter envs vs `crafter.Env` (uniform-random policy, resets "
+            "included, every variant on the same cores)",
+            ["variant", "env steps/s", "vs raw", "vs raw+numba", "mean reset (ms)"],
+            4,
+            lambda r: [
+                r["variant"],
+                _num(r["steps_per_s"]),
+                _num(r["vs_raw"], ".1f", "×"),
+                _num(r["vs_raw_numba"], ".1f", "×"),
+                _num(r["reset_ms"], ".1f"),
+            ],
+            by_benchmark["minecraft_throughput"],
+        )
     if "agent_speed" in by_benchmark:
-        section("**Agents**: training rate of the agent's own learn loop on its experiment's env after a warm-up, over whole "
-                "rollout + update cycles (start-up, dataset loading and evaluation excluded; imitation agents count gradient "
-                "updates on a small scripted-expert dataset); inference latency of `agent.act(obs)` on one observation, CPU, "
-                "1 torch thread",
-                ["agent", "experiment", "act() times", "training rate", "act() ms, median / p90"], 2,
-                agent_row, by_benchmark["agent_speed"])
+        section(
+            "**Agents**: training rate of the agent's own learn loop on its experiment's env after a warm-up, over whole "
+            "rollout + update cycles (start-up, dataset loading and evaluation excluded; imitation agents count gradient "
+            "updates on a small scripted-expert dataset); inference latency of `agent.act(obs)` on one observation, CPU, "
+            "1 torch thread",
+            ["agent", "experiment", "act() times", "training rate", "act() ms, median / p90"],
+            2,
+            agent_row,
+            by_benchmark["agent_speed"],
+        )
     if "sandbox" in by_benchmark:
-        section("**Reward sandbox overhead**: reward calls/s through the sandbox worker vs the same reward in-process "
-                "(recorded Crafter views)",
-                ["reward", "variant", "calls/s", "µs per call", "vs in-process"], 3,
-                lambda r: [r["reward"], r["variant"], _num(r["calls_per_s"]), _num(r["us_per_call"], ".1f"), _num(r["ratio"], ".2f")],
-                by_benchmark["sandbox"])
+        section(
+            "**Reward sandbox overhead**: reward calls/s through the sandbox worker vs the same reward in-process "
+            "(recorded Crafter views)",
+            ["reward", "variant", "calls/s", "µs per call", "vs in-process"],
+            3,
+            lambda r: [
+                r["reward"],
+                r["variant"],
+                _num(r["calls_per_s"]),
+                _num(r["us_per_call"], ".1f"),
+                _num(r["ratio"], ".2f"),
+            ],
+            by_benchmark["sandbox"],
+        )
     other = [e for e in results["benchmarks"] if e["benchmark"] not in BENCHMARKS]
     if other:
         section("**Other jobs**", ["job", "result"], 0, lambda r: [], other)
@@ -347,15 +442,35 @@ def previous_error(results: dict[str, Any], name: str) -> str | None:
 # --- main -------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", choices=("tiny", "small", "full"), default="small", help="small: ~3 min, full: ~25 min (2 cores); tiny: plumbing tests only")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--budget",
+        choices=("tiny", "small", "full"),
+        default="small",
+        help="small: ~3 min, full: ~25 min (2 cores); tiny: plumbing tests only",
+    )
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of: {', '.join(BENCHMARKS)}"
+    )
     parser.add_argument("--agents", default=",".join(AGENTS), help="agents for agent_speed")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results.json", help="where the results JSON goes")
-    parser.add_argument("--readme", type=Path, default=TABLE_PATH, help="the Markdown file whose marked table is rewritten (default: benchmarks/README.md)")
+    parser.add_argument(
+        "--results", type=Path, default=ROOT / "benchmarks" / "results.json", help="where the results JSON goes"
+    )
+    parser.add_argument(
+        "--readme",
+        type=Path,
+        default=TABLE_PATH,
+        help="the Markdown file whose marked table is rewritten (default: benchmarks/README.md)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not touch the --readme file")
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "run_all", help="each job's log and raw JSON")
+    parser.add_argument(
+        "--work", type=Path, default=ROOT / "runs" / "bench" / "run_all", help="each job's log and raw JSON"
+    )
     parser.add_argument("--list", action="store_true", help="print the jobs (commands and timeouts) and exit")
-    parser.add_argument("--rerun-failed", action="store_true", help="re-run only the jobs that failed in --results (same budget) and record that they were re-run")
+    parser.add_argument(
+        "--rerun-failed",
+        action="store_true",
+        help="re-run only the jobs that failed in --results (same budget) and record that they were re-run",
+    )
     parser.add_argument("--inject-failure", choices=("error", "timeout"), help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
     raw_argv = argv if argv is not None else sys.argv[1:]
@@ -370,8 +485,13 @@ def main(argv: list[str] | None = None) -> int:
         for job in plan(args.budget, only, agents, args.inject_failure):
             print(f"{job.name:<28} timeout {job.timeout_s:>5.0f} s  {job.command}")
         return 0
-    if args.budget == "tiny" and (not any(a.startswith("--results") for a in raw_argv) or not (args.no_readme or any(a.startswith("--readme") for a in raw_argv))):
-        parser.error("--budget tiny only checks the plumbing: pass --results PATH and --readme PATH (or --no-readme) so its numbers go nowhere they could be quoted")
+    if args.budget == "tiny" and (
+        not any(a.startswith("--results") for a in raw_argv)
+        or not (args.no_readme or any(a.startswith("--readme") for a in raw_argv))
+    ):
+        parser.error(
+            "--budget tiny only checks the plumbing: pass --results PATH and --readme PATH (or --no-readme) so its numbers go nowhere they could be quoted"
+        )
     if not args.no_readme and (problem := check_readme(args.readme)):
         parser.error(problem)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -420,10 +540,15 @@ def main(argv: list[str] | None = None) -> int:
     if previous is not None:  # the header describes the original run; the re-run keeps its own load figures
         results["duration_s"], results["machine"] = previous["duration_s"], previous["machine"]
         results["load_average_at_end"] = previous.get("load_average_at_end")
-        results["reruns"] = [*previous.get("reruns", []), {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                                           "command": "python " + shlex.join(["benchmarks/run_all.py", *raw_argv]),
-                                                           "jobs": [e["name"] for e in rerun.values()],
-                                                           "load_average": {"start": info.get("load_average_at_start"), "end": list(os.getloadavg())}}]
+        results["reruns"] = [
+            *previous.get("reruns", []),
+            {
+                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command": "python " + shlex.join(["benchmarks/run_all.py", *raw_argv]),
+                "jobs": [e["name"] for e in rerun.values()],
+                "load_average": {"start": info.get("load_average_at_start"), "end": list(os.getloadavg())},
+            },
+        ]
     tmp = args.results.with_name(f".{args.results.name}.tmp")
     tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n")
     os.replace(tmp, args.results)

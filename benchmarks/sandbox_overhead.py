@@ -17,6 +17,7 @@ the kernel layer is measured in the same run. Each variant runs `--repeats` time
 is kept. Before timing, sandboxed results are checked to equal in-process results.
 Prints a Markdown table and, last, the command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ import numpy as np
 import embodied.envs as envs
 from embodied.sandbox import RewardSandbox
 
-TYPICAL = '''
+TYPICAL = """
 import math
 
 
@@ -55,9 +56,9 @@ def reward(view, memory):
     seen.add(pos)
     total = collect + approach + facing + danger + explore
     return total, {"collect": collect, "approach": approach, "facing": facing, "danger": danger, "explore": explore}
-'''
+"""
 
-NUMPY = '''
+NUMPY = """
 import numpy as np
 
 TARGETS = ("tree", "water", "stone")
@@ -80,7 +81,7 @@ def reward(view, memory):
     memory["wood"] = wood
     total = collect + approach + danger + explore
     return total, {"collect": collect, "approach": approach, "danger": danger, "explore": explore}
-'''
+"""
 
 REWARDS = {"typical": TYPICAL, "numpy": NUMPY}
 BATCHES = (1, 16, 64)
@@ -117,7 +118,10 @@ def in_process(source: str, views: list[dict]) -> tuple[Callable[[], int], list]
 
 
 def sandboxed(sandbox: RewardSandbox, views: list[dict], batch: int) -> Callable[[], int]:
-    chunks = [(views[i:i + batch], [j % SLOTS for j in range(i, i + batch)]) for i in range(0, len(views) - batch + 1, batch)]
+    chunks = [
+        (views[i : i + batch], [j % SLOTS for j in range(i, i + batch)])
+        for i in range(0, len(views) - batch + 1, batch)
+    ]
 
     def run() -> int:
         for chunk, slots in chunks:
@@ -161,17 +165,33 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             for sandbox in sandboxes.values():
                 sandbox.close()
-        rows += [{"reward": name, "variant": v, "calls_per_s": r, "us_per_call": 1e6 / r, "ratio": r / best["in-process"], "start_ms": start_ms} for v, r in best.items()]
-    print(f"\nReward calls/s, {len(views)} recorded Crafter views, best of {args.repeats} x {args.seconds:g} s "
-          f"(worker start-up: {rows[-1]['start_ms']:.0f} ms)\n")
+        rows += [
+            {
+                "reward": name,
+                "variant": v,
+                "calls_per_s": r,
+                "us_per_call": 1e6 / r,
+                "ratio": r / best["in-process"],
+                "start_ms": start_ms,
+            }
+            for v, r in best.items()
+        ]
+    print(
+        f"\nReward calls/s, {len(views)} recorded Crafter views, best of {args.repeats} x {args.seconds:g} s "
+        f"(worker start-up: {rows[-1]['start_ms']:.0f} ms)\n"
+    )
     print("| reward | variant | calls/s | µs/call | vs in-process |")
     print("|---|---|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['reward']} | {r['variant']} | {r['calls_per_s']:,.0f} | {r['us_per_call']:.1f} | {r['ratio']:.2f} |")
+        print(
+            f"| {r['reward']} | {r['variant']} | {r['calls_per_s']:,.0f} | {r['us_per_call']:.1f} | {r['ratio']:.2f} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
-    print(f"\ncommand: python {shlex.join(['benchmarks/sandbox_overhead.py', *(argv if argv is not None else sys.argv[1:])])}")
+    print(
+        f"\ncommand: python {shlex.join(['benchmarks/sandbox_overhead.py', *(argv if argv is not None else sys.argv[1:])])}"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ simulator-search one, on 50 random push-to-goal tasks (see embodied/agents/slim/
 t-tests of SLIM against each baseline, writes results.json and skills_by_method.png (final
 object displacement of every skill, per method) into --out, and, last, the command line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,10 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from common import command_line, train_once, trained_agent
 
 from embodied.evaluation import mean_ci
-
-from common import command_line, train_once, trained_agent
 
 METHODS = {  # name: the experiment and its overrides
     "slim": ["experiment=slim_tabletop"],
@@ -35,7 +35,14 @@ METHODS = {  # name: the experiment and its overrides
     "lsd": ["experiment=lsd_tabletop"],
     "diayn": ["experiment=diayn_tabletop"],
 }
-LABELS = {"slim": "SLIM, weights 3/1/1", "slim_safe": "SLIM, weights 3/1/3", "sum": "single critic on the 3/1/1 sum", "sum_scaled": "single critic on the 100/1/1 sum", "lsd": "LSD only", "diayn": "DIAYN only"}
+LABELS = {
+    "slim": "SLIM, weights 3/1/1",
+    "slim_safe": "SLIM, weights 3/1/3",
+    "sum": "single critic on the 3/1/1 sum",
+    "sum_scaled": "single critic on the 100/1/1 sum",
+    "lsd": "LSD only",
+    "diayn": "DIAYN only",
+}
 COLUMNS = [  # (metric, header, scale)
     ("skills/coverage_bins", "coverage (5 cm bins)", 1.0),
     ("skills/on_table_coverage_bins", "on-table coverage (bins)", 1.0),
@@ -54,9 +61,17 @@ def cell(out: Path, method: str, seed: int, steps: int) -> dict:
     run_dir = out / f"{method}_s{seed}"
     summary = train_once(run_dir, [*METHODS[method], f"seed={seed}", f"total_steps={steps}", "logger=[csv]"])
     metrics = dict(summary["metrics"])
-    if not {"skills/on_table_coverage_bins", "search_planner/success_rate"} <= set(metrics):  # runs trained before these existed
+    if not {"skills/on_table_coverage_bins", "search_planner/success_rate"} <= set(
+        metrics
+    ):  # runs trained before these existed
         metrics.update(posthoc_metrics(run_dir))
-    return {"method": method, "seed": seed, "run_dir": str(run_dir), "metrics": metrics, "train_wall_time_s": summary["train_wall_time_s"]}
+    return {
+        "method": method,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "metrics": metrics,
+        "train_wall_time_s": summary["train_wall_time_s"],
+    }
 
 
 def posthoc_metrics(run_dir: Path) -> dict[str, float]:
@@ -90,15 +105,37 @@ def plot(out: Path, cells: list[dict], methods: list[str]) -> Path:
     cols = min(3, len(methods))
     rows = -(-len(methods) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.9 * rows), sharex=True, sharey=True, squeeze=False)
-    for ax in axes.flat[len(methods):]:
+    for ax in axes.flat[len(methods) :]:
         ax.axis("off")
     for ax, method in zip(axes.flat, methods):
-        data = np.load(Path(next(c["run_dir"] for c in cells if c["method"] == method and c["seed"] == seed)) / "skills.npz")
+        data = np.load(
+            Path(next(c["run_dir"] for c in cells if c["method"] == method and c["seed"] == seed)) / "skills.npz"
+        )
         z, d = data["skills"], data["displacement"] * 100
         off = data["off_table"] if "off_table" in data else np.zeros(len(d), bool)
         colour = np.arctan2(z[:, 1], z[:, 0]) if z.shape[1] >= 2 else z[:, 0]
-        ax.scatter(d[~off, 0], d[~off, 1], c=colour[~off], cmap="hsv", vmin=-np.pi, vmax=np.pi, s=16, edgecolors="k", linewidths=0.3)
-        ax.scatter(d[off, 0], d[off, 1], c=colour[off], cmap="hsv", vmin=-np.pi, vmax=np.pi, s=22, marker="x", label="off the table")
+        ax.scatter(
+            d[~off, 0],
+            d[~off, 1],
+            c=colour[~off],
+            cmap="hsv",
+            vmin=-np.pi,
+            vmax=np.pi,
+            s=16,
+            edgecolors="k",
+            linewidths=0.3,
+        )
+        ax.scatter(
+            d[off, 0],
+            d[off, 1],
+            c=colour[off],
+            cmap="hsv",
+            vmin=-np.pi,
+            vmax=np.pi,
+            s=22,
+            marker="x",
+            label="off the table",
+        )
         ax.set(title=f"{LABELS[method]}\n(seed {seed})", xlabel="object dx (cm)", aspect="equal")
         ax.axhline(0, color="0.85", lw=0.5)
         ax.axvline(0, color="0.85", lw=0.5)
@@ -116,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1_000_000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="weights are discovery/reach/safety")
+    parser.add_argument(
+        "--methods", nargs="+", default=list(METHODS), choices=list(METHODS), help="weights are discovery/reach/safety"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (one torch thread each)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/slim"))
     args = parser.parse_args(argv)
@@ -148,14 +187,29 @@ def main(argv: list[str] | None = None) -> int:
                 pair = tests.setdefault(ref, {}).setdefault(method, {})
                 for key, _, _ in COLUMNS:
                     a, b = table[ref][key], table[method][key]
-                    with warnings.catch_warnings():  # identical samples (e.g. 100% contact everywhere) warn; p is then 1 or 0
+                    with (
+                        warnings.catch_warnings()
+                    ):  # identical samples (e.g. 100% contact everywhere) warn; p is then 1 or 0
                         warnings.simplefilter("ignore")
-                        pair[key] = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if np.std(a) + np.std(b) > 0 else (0.0 if np.mean(a) != np.mean(b) else 1.0)
-                print(f"  {LABELS[ref]} vs {LABELS[method]}: " + ", ".join(f"{h} p={pair[k]:.3f}" for k, h, _ in COLUMNS))
+                        pair[key] = (
+                            float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+                            if np.std(a) + np.std(b) > 0
+                            else (0.0 if np.mean(a) != np.mean(b) else 1.0)
+                        )
+                print(
+                    f"  {LABELS[ref]} vs {LABELS[method]}: " + ", ".join(f"{h} p={pair[k]:.3f}" for k, h, _ in COLUMNS)
+                )
     figure = plot(args.out, cells, args.methods)
     command = command_line("benchmarks/slim.py", argv)
-    (args.out / "results.json").write_text(json.dumps({"command": command, "steps": args.steps, "seeds": args.seeds, "cells": cells, "welch_p": tests}, indent=1))
-    print(f"\nfigure: {figure}\nvideos: " + ", ".join(f"{c['run_dir']}/videos/skills_grid.mp4" for c in cells if c["seed"] == min(args.seeds)))
+    (args.out / "results.json").write_text(
+        json.dumps(
+            {"command": command, "steps": args.steps, "seeds": args.seeds, "cells": cells, "welch_p": tests}, indent=1
+        )
+    )
+    print(
+        f"\nfigure: {figure}\nvideos: "
+        + ", ".join(f"{c['run_dir']}/videos/skills_grid.mp4" for c in cells if c["seed"] == min(args.seeds))
+    )
     print(f"command: {command}")
     return 0
 

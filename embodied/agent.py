@@ -4,6 +4,7 @@
 `TrainHooks` into `Agent.learn`. The agent calls `hooks.on_step` after every env
 step with the metrics it has; the hooks log, checkpoint and decide when to stop.
 """
+
 from __future__ import annotations
 
 import abc

@@ -6,6 +6,7 @@ does `last` move (an atomic symlink replace). A crash at any point leaves `last`
 on a complete checkpoint. Loading re-checks the hashes, so a truncated or edited
 file is reported instead of half-loaded.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -90,14 +91,18 @@ def find_checkpoint(run_dir: Path, which: str = "last") -> Path:
     if which == "last":
         path = root / "last"
         if not path.exists():
-            raise CheckpointError(f"'{run_dir}' has no complete checkpoint (no checkpoints/last); train longer or check the path")
+            raise CheckpointError(
+                f"'{run_dir}' has no complete checkpoint (no checkpoints/last); train longer or check the path"
+            )
         return path.resolve()
     if not str(which).isdigit():
         raise CheckpointError(f"checkpoint must be 'last' or a step number, got '{which}'")
     path = root / f"{int(which):08d}"
     if not path.is_dir():
         have = sorted(p.name.lstrip("0") or "0" for p in root.glob("[0-9]*")) if root.is_dir() else []
-        raise CheckpointError(f"no checkpoint at step {which} in '{run_dir}'; available steps: {', '.join(have) or 'none'}")
+        raise CheckpointError(
+            f"no checkpoint at step {which} in '{run_dir}'; available steps: {', '.join(have) or 'none'}"
+        )
     return path
 
 
@@ -108,17 +113,27 @@ def verify_checkpoint(path: Path, agent_name: str | None = None) -> dict[str, An
     try:
         state = json.loads(state_file.read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"checkpoint '{path}' is incomplete ({STATE_FILE} missing); resume from another step") from None
+        raise CheckpointError(
+            f"checkpoint '{path}' is incomplete ({STATE_FILE} missing); resume from another step"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise CheckpointError(f"checkpoint '{path}' is corrupt ({STATE_FILE} is not valid JSON); resume from another step") from None
+        raise CheckpointError(
+            f"checkpoint '{path}' is corrupt ({STATE_FILE} is not valid JSON); resume from another step"
+        ) from None
     for name, digest in state.get("files", {}).items():
         file = path / name
         if not file.is_file():
-            raise CheckpointError(f"checkpoint '{path}' is missing {name}; it was truncated or moved; use another checkpoint")
+            raise CheckpointError(
+                f"checkpoint '{path}' is missing {name}; it was truncated or moved; use another checkpoint"
+            )
         if _sha256(file) != digest:
-            raise CheckpointError(f"checkpoint '{path}' file {name} does not match its recorded hash (truncated or modified); use another checkpoint")
+            raise CheckpointError(
+                f"checkpoint '{path}' file {name} does not match its recorded hash (truncated or modified); use another checkpoint"
+            )
     if agent_name is not None and state.get("agent") != agent_name:
-        raise CheckpointError(f"checkpoint '{path}' was written by agent '{state.get('agent')}', not '{agent_name}'; load it with agent={state.get('agent')}")
+        raise CheckpointError(
+            f"checkpoint '{path}' was written by agent '{state.get('agent')}', not '{agent_name}'; load it with agent={state.get('agent')}"
+        )
     return state
 
 
@@ -133,7 +148,9 @@ def load_checkpoint(path: Path, agent: Any, restore_rng: bool = True) -> dict[st
     return state
 
 
-def write_agent_files(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], state: dict[str, Any]) -> None:
+def write_agent_files(
+    directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], state: dict[str, Any]
+) -> None:
     """An agent's part of a checkpoint: weights (model.safetensors), what it is (config.json), training state (train_state.*)."""
     from embodied.tensor_state import save_state
 
@@ -143,7 +160,9 @@ def write_agent_files(directory: Path, tensors: dict[str, torch.Tensor], meta: d
     save_state(state, directory, "train_state")
 
 
-def read_agent_files(directory: Path, agent_name: str) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
+def read_agent_files(
+    directory: Path, agent_name: str
+) -> tuple[dict[str, Any], dict[str, torch.Tensor], dict[str, Any]]:
     """(meta, tensors, state) written by `write_agent_files`; CheckpointError if unreadable or another agent's."""
     from embodied.tensor_state import load_state
 

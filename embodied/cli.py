@@ -10,6 +10,7 @@
 - `parse_args` gives non-Hydra commands (`rollout`, `collect`) the same `key=value`
   syntax and the same messages, validated against a dataclass schema.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,9 @@ def _unknown_key_message(full_key: str, parent: Any) -> str:
     key = full_key.rsplit(".", 1)[-1]
     allowed = _allowed_keys(parent)
     close = difflib.get_close_matches(key, allowed, n=1)
-    hint = f" (did you mean '{full_key.rsplit('.', 1)[0] + '.' if '.' in full_key else ''}{close[0]}'?)" if close else ""
+    hint = (
+        f" (did you mean '{full_key.rsplit('.', 1)[0] + '.' if '.' in full_key else ''}{close[0]}'?)" if close else ""
+    )
     return f"unknown config key '{full_key}'{hint}; allowed keys here: {', '.join(allowed)}"
 
 
@@ -74,9 +77,7 @@ def explain(err: BaseException, overrides: list[str], compose: Callable[[list[st
     cause: BaseException = err
     while isinstance(cause, ConfigCompositionException) and cause.__cause__ is not None:
         cause = cause.__cause__
-    if isinstance(cause, MissingConfigException) or (
-        isinstance(err, MissingConfigException)
-    ):
+    if isinstance(cause, MissingConfigException) or (isinstance(err, MissingConfigException)):
         missing = cause if isinstance(cause, MissingConfigException) else err
         text = str(missing)
         for override in overrides:
@@ -318,7 +319,11 @@ def _show_each_job(args: argparse.Namespace, hydra_entry: Callable[[], Any]) -> 
         hydra_entry()
 
 
-def hydra_command(task: Callable[[DictConfig], Any], config_name: str = "config", argv_hook: Callable[[list[str]], list[str]] | None = None) -> Callable[[], Any]:
+def hydra_command(
+    task: Callable[[DictConfig], Any],
+    config_name: str = "config",
+    argv_hook: Callable[[list[str]], list[str]] | None = None,
+) -> Callable[[], Any]:
     """Build a console-script `main` that validates overrides, then runs `task` under Hydra.
 
     Hydra's own flags pass through (parsed by Hydra's parser, so `--flag value` and `--flag=value`
@@ -342,7 +347,9 @@ def hydra_command(task: Callable[[DictConfig], Any], config_name: str = "config"
         if args is None:  # --version
             return _hydra_entry()
         if _acts_alone(args):
-            sys.argv[1:] = hydra_argv(args, multirun=False)  # -m changes nothing here, but Hydra refuses it with --shell-completion
+            sys.argv[1:] = hydra_argv(
+                args, multirun=False
+            )  # -m changes nothing here, but Hydra refuses it with --shell-completion
             return _hydra_entry()
         if argv_hook is not None:
             args = run_command(lambda: parse_hydra_argv(argv_hook(sys.argv[1:])))

@@ -15,6 +15,7 @@ Multi-task envs (an unwrapped env with a `tasks` attribute, e.g. embodied/MetaWo
 add `tasks`, `task_success_rate`, `task_attempts` and each kept episode's task
 (`episode_tasks`).
 """
+
 from __future__ import annotations
 
 import sys
@@ -83,7 +84,9 @@ def collect(args: CollectConfig) -> Path:
     env = make(args.env, **_env_kwargs(args))
     expert = getattr(env.unwrapped, "expert_action", None)
     if expert is None:
-        raise ConfigError(f"env '{args.env}' has no scripted expert (no expert_action()); choose an env that has one, e.g. embodied/MetaWorld-reach-v0")
+        raise ConfigError(
+            f"env '{args.env}' has no scripted expert (no expert_action()); choose an env that has one, e.g. embodied/MetaWorld-reach-v0"
+        )
     tasks: tuple[str, ...] = tuple(getattr(env.unwrapped, "tasks", None) or ())
     total = args.episodes * max(len(tasks), 1)
     max_attempts = args.max_attempts or 3 * total
@@ -144,7 +147,8 @@ def collect(args: CollectConfig) -> Path:
             if tasks:
                 short = ", ".join(
                     f"{t} {task_kept[t]}/{args.episodes} ({task_successes[t]}/{task_attempts[t]} attempts succeeded)"
-                    for t in tasks if task_kept[t] < args.episodes
+                    for t in tasks
+                    if task_kept[t] < args.episodes
                 )
                 raise DatasetError(
                     f"the expert kept {writer.num_episodes}/{total} episodes ({args.episodes} per task of {len(tasks)}) in {attempts} attempts "
@@ -164,16 +168,21 @@ def collect(args: CollectConfig) -> Path:
             "env_kwargs": _env_kwargs(args),
         }
         if tasks:
-            extra_attrs.update({
-                "tasks": list(tasks),
-                "task_success_rate": {t: task_successes[t] / task_attempts[t] for t in tasks},
-                "task_attempts": dict(task_attempts),
-                "episode_tasks": episode_tasks,
-            })
+            extra_attrs.update(
+                {
+                    "tasks": list(tasks),
+                    "task_success_rate": {t: task_successes[t] / task_attempts[t] for t in tasks},
+                    "task_attempts": dict(task_attempts),
+                    "episode_tasks": episode_tasks,
+                }
+            )
         path = writer.close(extra_attrs=extra_attrs)
     env.close()
     per_task = f" ({args.episodes} per task of {len(tasks)})" if tasks else ""
-    print(f"kept {total} episodes{per_task} of {attempts} attempts; expert success rate {successes / attempts:.1%}", file=sys.stderr)
+    print(
+        f"kept {total} episodes{per_task} of {attempts} attempts; expert success rate {successes / attempts:.1%}",
+        file=sys.stderr,
+    )
     print(path)
     return path
 

@@ -5,6 +5,7 @@ names `<name>_schema`), so a misspelt key or a value of the wrong type fails at
 composition, before anything runs. Agent and env families bring their own schema;
 they are listed in `embodied.agents.REGISTRY` and `ENV_SCHEMAS` below.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -108,7 +109,9 @@ class RewardConfig:
         if self.kind not in kinds:
             raise ConfigError(f"unknown reward kind {self.kind!r}; choose from: {', '.join(kinds)}")
         if self.kind == "designed" and not self.path:
-            raise ConfigError("reward=designed needs reward.path=<a reward.py file>, e.g. an iteration's runs/.../iterations/1/reward.py")
+            raise ConfigError(
+                "reward=designed needs reward.path=<a reward.py file>, e.g. an iteration's runs/.../iterations/1/reward.py"
+            )
 
 
 @dataclass
@@ -182,9 +185,13 @@ def load_run_config(path: str | Path) -> Config:
         base.env, base.agent = OmegaConf.structured(env_cls), OmegaConf.structured(agent_cls)
         return OmegaConf.to_object(OmegaConf.merge(base, raw))  # type: ignore[return-value]
     except FileNotFoundError:
-        raise CheckpointError(f"no run config at '{path}'; is this a run directory written by embodied-train?") from None
+        raise CheckpointError(
+            f"no run config at '{path}'; is this a run directory written by embodied-train?"
+        ) from None
     except (KeyError, OmegaConfBaseException, AttributeError) as err:
-        raise CheckpointError(f"run config '{path}' does not fit this version of embodied ({' '.join(str(err).split())[:160]})") from None
+        raise CheckpointError(
+            f"run config '{path}' does not fit this version of embodied ({' '.join(str(err).split())[:160]})"
+        ) from None
 
 
 _REGISTERED = False
@@ -201,6 +208,7 @@ def register_configs() -> None:
     cs.store(name="base_config", node=Config)
     cs.store(group="reward", name="reward_schema", node=RewardConfig)
     from hydra.core.plugins import Plugins
+
     from hydra_plugins.embodied_sweeper.resumable_sweeper import SWEEPER_NODE, ResumableSweeper
 
     Plugins.instance().register(ResumableSweeper)  # an editable install hides it from Hydra's plugin scan

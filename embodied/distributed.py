@@ -10,6 +10,7 @@ points their Hydra output at a throwaway folder removed at exit, and `broadcast_
 hands them rank 0's run directory. Without torchrun (WORLD_SIZE unset or 1) every helper
 is a no-op, so one process runs exactly as before.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -141,7 +142,9 @@ def local_rows(batch_size: int) -> slice:
     """This rank's rows of a global batch of `batch_size` rows; ConfigError unless the ranks split it evenly."""
     n = world_size()
     if batch_size % n:
-        raise ConfigError(f"agent.batch_size ({batch_size}) is the global batch and must be divisible by the number of processes ({n})")
+        raise ConfigError(
+            f"agent.batch_size ({batch_size}) is the global batch and must be divisible by the number of processes ({n})"
+        )
     share = batch_size // n
     return slice(rank() * share, (rank() + 1) * share)
 
@@ -154,7 +157,13 @@ def worker_argv(argv: list[str]) -> list[str]:
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     own = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.output_subdir=", "hydra.job_logging.root.level=")
     kept = [a for a in argv if not a.startswith(own)]
-    return [*kept, f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}", "hydra.output_subdir=null", "hydra.job_logging.root.level=WARNING"]
+    return [
+        *kept,
+        f"hydra.run.dir={scratch}",
+        f"hydra.sweep.dir={scratch}",
+        "hydra.output_subdir=null",
+        "hydra.job_logging.root.level=WARNING",
+    ]
 
 
 class WorkerHooks:

@@ -4,6 +4,7 @@ Entry points catch `EmbodiedError`, print `error: <message>` on stderr and exit
 with status 2, so a bad override, a missing checkpoint or a corrupt dataset never
 produces a traceback or a half-written artifact passed off as complete.
 """
+
 from __future__ import annotations
 
 

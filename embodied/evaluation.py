@@ -1,4 +1,5 @@
 """Policy evaluation: run episodes, record videos, summarise with confidence intervals."""
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,16 @@ class EpisodeResult:
 
     def as_episode(self) -> dict[str, Any]:
         """The `info["episode"]` form (see embodied.wrappers.EpisodeStatistics)."""
-        return {"r": self.episode_return, "l": self.length, "success": self.success, "success_step": self.success_step, "death_cause": self.death_cause, "achievements": self.achievements, "means": self.means, "task": self.task}
+        return {
+            "r": self.episode_return,
+            "l": self.length,
+            "success": self.success,
+            "success_step": self.success_step,
+            "death_cause": self.death_cause,
+            "achievements": self.achievements,
+            "means": self.means,
+            "task": self.task,
+        }
 
 
 class InfoMeans:
@@ -118,7 +128,21 @@ def run_episodes(
         video = None
         if record:
             video = str(write_video(Path(video_dir) / f"{video_prefix}_{i:03d}_seed{seed + i}.mp4", frames, fps=fps))
-        results.append(EpisodeResult(seed + i, total, length, success_step is not None, video, success_step, info.get("death_cause"), info.get("achievements"), info.get("mc"), means.result(), info.get("task")))
+        results.append(
+            EpisodeResult(
+                seed + i,
+                total,
+                length,
+                success_step is not None,
+                video,
+                success_step,
+                info.get("death_cause"),
+                info.get("achievements"),
+                info.get("mc"),
+                means.result(),
+                info.get("task"),
+            )
+        )
     return results
 
 
@@ -132,7 +156,9 @@ def crafter_score(unlock_rates: Sequence[float]) -> float:
     return float(np.exp(np.mean(np.log1p(rates))) - 1.0) if len(rates) else 0.0
 
 
-def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_causes: Sequence[str] = ()) -> dict[str, float]:
+def episode_metrics(
+    episodes: Sequence[Mapping[str, Any]], prefix: str, death_causes: Sequence[str] = ()
+) -> dict[str, float]:
     """Task metrics over finished episodes in `info["episode"]` form.
 
     Always: episodes, success rate, mean return and length. Where the env reports them:
@@ -179,11 +205,18 @@ def episode_metrics(episodes: Sequence[Mapping[str, Any]], prefix: str, death_ca
     return out
 
 
-def summarize(results: list[EpisodeResult], prefix: str = "eval/", death_causes: Sequence[str] = ()) -> dict[str, float]:
+def summarize(
+    results: list[EpisodeResult], prefix: str = "eval/", death_causes: Sequence[str] = ()
+) -> dict[str, float]:
     """episode_metrics plus the success rate's 95% Wilson interval and the return's std."""
     n = len(results)
     low, high = wilson_interval(sum(r.success for r in results), n)
-    out = {f"{prefix}episodes": 0.0, f"{prefix}success_rate": 0.0, f"{prefix}return_mean": 0.0, f"{prefix}length_mean": 0.0}
+    out = {
+        f"{prefix}episodes": 0.0,
+        f"{prefix}success_rate": 0.0,
+        f"{prefix}return_mean": 0.0,
+        f"{prefix}length_mean": 0.0,
+    }
     out.update(episode_metrics([r.as_episode() for r in results], prefix, death_causes))
     out[f"{prefix}success_ci95_low"], out[f"{prefix}success_ci95_high"] = low, high
     out[f"{prefix}return_std"] = float(np.std([r.episode_return for r in results])) if n else 0.0

@@ -14,6 +14,7 @@ slice (`self.rows`), and a policy draws its per-row randomness for the global ba
 (`global_rows`) and divides masked sums by `batch_count`, so N processes compute the
 gradient one process computes on the same global batch.
 """
+
 from __future__ import annotations
 
 import abc
@@ -88,7 +89,9 @@ def collect_command(env_config: Any, out: str, episodes: int = 40) -> str:
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         value = getattr(env_config, f.name)
         if value != default:
-            options.append(f"{f.name}=[{','.join(map(str, value))}]" if isinstance(value, (list, tuple)) else f"{f.name}={value}")
+            options.append(
+                f"{f.name}=[{','.join(map(str, value))}]" if isinstance(value, (list, tuple)) else f"{f.name}={value}"
+            )
     return " ".join(["embodied-collect", f"env={env_config.id}", f"episodes={episodes}", *options, f"out={out}"])
 
 
@@ -104,14 +107,24 @@ def check_dataset(dataset: Any, env: gym.Env, env_id: str) -> None:
     if tasks is not None:
         have = tuple(dataset.attrs.get("tasks") or ())
         if not have:
-            raise DatasetError(f"dataset {dataset.path} holds one task ({dataset.env_id}) but env {env_id} has {len(tasks)}; {fix}")
+            raise DatasetError(
+                f"dataset {dataset.path} holds one task ({dataset.env_id}) but env {env_id} has {len(tasks)}; {fix}"
+            )
         if have != tasks:
             missing = [t for t in tasks if t not in have]
             extra = [t for t in have if t not in tasks]
-            what = f"lacks tasks {missing}" if missing else f"has extra tasks {extra}" if extra else "orders its tasks differently"
+            what = (
+                f"lacks tasks {missing}"
+                if missing
+                else f"has extra tasks {extra}"
+                if extra
+                else "orders its tasks differently"
+            )
             raise DatasetError(f"dataset {dataset.path} {what} compared with env {env_id} ({len(tasks)} tasks); {fix}")
     elif dataset.env_id and dataset.env_id != env_id:
-        raise DatasetError(f"dataset {dataset.path} was collected on {dataset.env_id}, not {env_id}; train on env {dataset.env_id} or {fix}")
+        raise DatasetError(
+            f"dataset {dataset.path} was collected on {dataset.env_id}, not {env_id}; train on env {dataset.env_id} or {fix}"
+        )
     dataset.check_compatible(env.observation_space, env.action_space)
 
 
@@ -119,7 +132,9 @@ class LossModule(nn.Module):
     """A policy's `compute_loss` as the forward of a module holding its networks, so that
     DDP (its gradient all-reduce hooks) and torch.compile see the whole training step."""
 
-    def __init__(self, model: nn.Module, compute_loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]) -> None:
+    def __init__(
+        self, model: nn.Module, compute_loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]]
+    ) -> None:
         super().__init__()
         self.model = model
         self.compute_loss = compute_loss
@@ -133,11 +148,22 @@ class ImitationAgent(Agent):
 
     config: ImitationConfig
 
-    def __init__(self, config: ImitationConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device, seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: ImitationConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device, seed)
         if not isinstance(action_space, gym.spaces.Box) or len(action_space.shape) != 1:
             raise ConfigError(f"agent '{config.name}' needs a flat Box action space, got {action_space}")
-        self.obs_shapes = {k: tuple(s.shape) for k, s in observation_space.spaces.items()} if isinstance(observation_space, gym.spaces.Dict) else {"state": tuple(observation_space.shape)}
+        self.obs_shapes = (
+            {k: tuple(s.shape) for k, s in observation_space.spaces.items()}
+            if isinstance(observation_space, gym.spaces.Dict)
+            else {"state": tuple(observation_space.shape)}
+        )
         self.action_dim = int(action_space.shape[0])
         self.model = self.build_model().to(device)
         self.normalizer: Any = None
@@ -189,7 +215,9 @@ class ImitationAgent(Agent):
         if self.config.dataset in ("", "???"):
             raise ConfigError(f"agent '{self.config.name}' needs agent.dataset=<path written by embodied-collect>")
         if not Path(self.config.dataset).expanduser().exists():
-            raise DatasetError(f"no dataset at {Path(self.config.dataset).expanduser().absolute()}; collect one with `{collect_command(env_factory.config, self.config.dataset)}`")
+            raise DatasetError(
+                f"no dataset at {Path(self.config.dataset).expanduser().absolute()}; collect one with `{collect_command(env_factory.config, self.config.dataset)}`"
+            )
         dataset = DemoDataset.open(self.config.dataset)
         env = env_factory.make(wrap_stats=False)
         try:
@@ -204,8 +232,17 @@ class ImitationAgent(Agent):
         if self.normalizer is None:  # a resumed run keeps its checkpoint's statistics
             starts, ends = dataset.episode_starts[train_eps], dataset.episode_ends[train_eps]
             rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
-            self.normalizer = Normalizer.from_arrays({k: dataset.array(k)[rows] for k in lowdim}, self.normalizer_modes(lowdim))
-        self.dataset_info = {"path": str(dataset.path), "env_id": dataset.env_id, "episodes": dataset.num_episodes, "train_episodes": len(train_eps), "val_episodes": len(val_eps), "tasks": dataset.attrs.get("tasks")}
+            self.normalizer = Normalizer.from_arrays(
+                {k: dataset.array(k)[rows] for k in lowdim}, self.normalizer_modes(lowdim)
+            )
+        self.dataset_info = {
+            "path": str(dataset.path),
+            "env_id": dataset.env_id,
+            "episodes": dataset.num_episodes,
+            "train_episodes": len(train_eps),
+            "val_episodes": len(val_eps),
+            "tasks": dataset.attrs.get("tasks"),
+        }
         train = WindowDataset(dataset, normalizer=self.normalizer, episodes=train_eps, **kwargs)
         val = WindowDataset(dataset, normalizer=self.normalizer, episodes=val_eps, **kwargs) if val_eps else None
         return train, val
@@ -252,7 +289,9 @@ class ImitationAgent(Agent):
             from torch.nn.parallel import DistributedDataParallel
 
             # static_graph: a multistage policy leaves some parameters unused (the other stage's head)
-            module = DistributedDataParallel(module, device_ids=[self.device] if self.device.type == "cuda" else None, static_graph=True)
+            module = DistributedDataParallel(
+                module, device_ids=[self.device] if self.device.type == "cuda" else None, static_graph=True
+            )
         return torch.compile(module) if self.config.compile else module
 
     # --- training -------------------------------------------------------------------
@@ -310,7 +349,9 @@ class ImitationAgent(Agent):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.config.grad_clip > 0:
-            metrics["losses/grad_norm"] = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip))
+            metrics["losses/grad_norm"] = float(
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            )
         self.optimizer.step()
         metrics.update(self.after_update())
         self.num_steps += 1
@@ -324,7 +365,7 @@ class ImitationAgent(Agent):
         n = min(len(val), self.config.val_batches * self.config.batch_size)
         idx = np.linspace(0, len(val) - 1, n).astype(np.int64)
         sums: dict[str, float] = {}
-        chunks = [idx[i:i + self.config.batch_size] for i in range(0, n, self.config.batch_size)]
+        chunks = [idx[i : i + self.config.batch_size] for i in range(0, n, self.config.batch_size)]
         for chunk in chunks:
             with self.autocast():
                 _, metrics = self.compute_loss(self.to_device(val.batch(chunk)))
@@ -341,10 +382,26 @@ class ImitationAgent(Agent):
         from embodied.checkpoint import write_agent_files
 
         if self.normalizer is None:
-            raise CheckpointError("nothing to save: the agent has not seen a dataset yet (train it or load a checkpoint)")
+            raise CheckpointError(
+                "nothing to save: the agent has not seen a dataset yet (train it or load a checkpoint)"
+            )
         tensors = {**self.model.state_dict(), **self.normalizer.state_dict(NORMALIZER_PREFIX)}
-        meta = {"agent": self.config.name, "config": dataclasses.asdict(self.config), "obs_shapes": self.obs_shapes, "action_dim": self.action_dim, "dataset": self.dataset_info, "num_steps": self.num_steps}
-        state = {"optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(), "num_steps": self.num_steps, "total_steps": self.total_steps, "final_metrics": self.final_metrics, "split": list(self.split or ([], []))}
+        meta = {
+            "agent": self.config.name,
+            "config": dataclasses.asdict(self.config),
+            "obs_shapes": self.obs_shapes,
+            "action_dim": self.action_dim,
+            "dataset": self.dataset_info,
+            "num_steps": self.num_steps,
+        }
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "num_steps": self.num_steps,
+            "total_steps": self.total_steps,
+            "final_metrics": self.final_metrics,
+            "split": list(self.split or ([], [])),
+        }
         write_agent_files(directory, tensors, meta, state)
 
     def load(self, directory: Path) -> None:
@@ -352,16 +409,24 @@ class ImitationAgent(Agent):
         from embodied.data import Normalizer
 
         meta, tensors, state = read_agent_files(directory, self.config.name)
-        if {k: tuple(v) for k, v in meta["obs_shapes"].items()} != self.obs_shapes or meta["action_dim"] != self.action_dim:
-            raise CheckpointError(f"checkpoint '{directory}' was trained on observations {meta['obs_shapes']} and {meta['action_dim']}-d actions; this env gives {self.obs_shapes} and {self.action_dim}-d")
+        if {k: tuple(v) for k, v in meta["obs_shapes"].items()} != self.obs_shapes or meta[
+            "action_dim"
+        ] != self.action_dim:
+            raise CheckpointError(
+                f"checkpoint '{directory}' was trained on observations {meta['obs_shapes']} and {meta['action_dim']}-d actions; this env gives {self.obs_shapes} and {self.action_dim}-d"
+            )
         weights = {k: v for k, v in tensors.items() if not k.startswith(NORMALIZER_PREFIX)}
         missing, unexpected = self.model.load_state_dict(weights, strict=False)
         if missing or unexpected:
-            raise CheckpointError(f"checkpoint '{directory}' does not fit this model (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); check the agent.* sizes match the run's")
+            raise CheckpointError(
+                f"checkpoint '{directory}' does not fit this model (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); check the agent.* sizes match the run's"
+            )
         self.normalizer = Normalizer.from_state_dict(tensors, NORMALIZER_PREFIX)
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.num_steps, self.total_steps = int(state["num_steps"]), int(state["total_steps"])
         self.final_metrics = dict(state.get("final_metrics") or {})
-        self.split = (list(state["split"][0]), list(state["split"][1])) if state.get("split") and state["split"][0] else None
+        self.split = (
+            (list(state["split"][0]), list(state["split"][1])) if state.get("split") and state["split"][0] else None
+        )
         self.dataset_info = meta.get("dataset", {})

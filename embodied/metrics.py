@@ -8,6 +8,7 @@ On resume the logs are rewound to the checkpoint's step: rows the interrupted ru
 after its last checkpoint move to `metrics.discarded.csv`, and TensorBoard purges its
 events past that step, so every curve has one point per step.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,13 @@ from typing import Any, Iterable
 class MetricLogger:
     """Write the same metrics to every configured sink."""
 
-    def __init__(self, run_dir: Path, sinks: Iterable[str] = ("csv", "tensorboard"), config: dict[str, Any] | None = None,
-                 resume_step: int | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        sinks: Iterable[str] = ("csv", "tensorboard"),
+        config: dict[str, Any] | None = None,
+        resume_step: int | None = None,
+    ) -> None:
         """
         Args:
             run_dir: the run directory (metrics.csv and tb/ go here).
@@ -51,7 +57,9 @@ class MetricLogger:
             except ImportError as err:
                 from embodied.errors import ConfigError
 
-                raise ConfigError("logger includes wandb but it is not installed: pip install 'embodied[wandb]'") from err
+                raise ConfigError(
+                    "logger includes wandb but it is not installed: pip install 'embodied[wandb]'"
+                ) from err
             self._wandb = wandb.init(config=config, dir=str(self.run_dir), resume="allow")
 
     def _rewind_csv(self, resume_step: int) -> None:

@@ -10,6 +10,7 @@
 - `transformer_encoder` / `transformer_decoder`: pre-norm stacks with a final LayerNorm.
 - `weight_decay_groups`: AdamW groups that leave biases, norms and embeddings undecayed.
 """
+
 from __future__ import annotations
 
 import math
@@ -69,7 +70,9 @@ class ResNet18GN(nn.Module):
 
     def __init__(self, in_channels: int = 3) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), _group_norm(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), _group_norm(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
         layers, c_in = [], 64
         for c_out, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
             layers += [_BasicBlock(c_in, c_out, stride), _BasicBlock(c_out, c_out, 1)]
@@ -80,7 +83,9 @@ class ResNet18GN(nn.Module):
         return self.layers(self.stem(x))
 
 
-def crop(images: torch.Tensor, size: tuple[int, int], generator: torch.Generator | None = None, random: bool = True) -> torch.Tensor:
+def crop(
+    images: torch.Tensor, size: tuple[int, int], generator: torch.Generator | None = None, random: bool = True
+) -> torch.Tensor:
     """(B, C, H, W) -> (B, C, h, w): an independent random window per image, or the centre."""
     b, _, height, width = images.shape
     h, w = size
@@ -88,7 +93,7 @@ def crop(images: torch.Tensor, size: tuple[int, int], generator: torch.Generator
         return images
     if not random:
         top, left = (height - h) // 2, (width - w) // 2
-        return images[:, :, top:top + h, left:left + w]
+        return images[:, :, top : top + h, left : left + w]
     top = torch.randint(0, height - h + 1, (b,), generator=generator).to(images.device)
     left = torch.randint(0, width - w + 1, (b,), generator=generator).to(images.device)
     rows = (top[:, None] + torch.arange(h, device=images.device))[:, None, :, None]
@@ -109,7 +114,10 @@ class ImageEncoder(nn.Module):
         super().__init__()
         if not 0 < crop_fraction <= 1:
             raise ValueError(f"crop_fraction must be in (0, 1], got {crop_fraction}")
-        self.crop_size = (max(1, int(round(image_size[0] * crop_fraction))), max(1, int(round(image_size[1] * crop_fraction))))
+        self.crop_size = (
+            max(1, int(round(image_size[0] * crop_fraction))),
+            max(1, int(round(image_size[1] * crop_fraction))),
+        )
         self.backbone = ResNet18GN()
 
     def feature_shape(self) -> tuple[int, int]:

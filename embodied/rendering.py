@@ -7,6 +7,7 @@ libOSMesa is installed, else `disabled` (state-only runs work; anything that nee
 fails with one line, `RenderingError`). A user's own `MUJOCO_GL` is kept when its library
 is present. `PYOPENGL_PLATFORM` follows, as PyOpenGL needs the same choice.
 """
+
 from __future__ import annotations
 
 import ctypes.util
@@ -39,8 +40,9 @@ def choose_backend() -> str:
     global _PROBLEM
     backend = os.environ.get("MUJOCO_GL", "").strip().lower()
     if backend and _missing(backend):
-        _PROBLEM = (f"MUJOCO_GL={backend} but lib{_LIBRARY[backend]} was not found, so rendering is disabled: "
-                    + (OSMESA_HINT if backend == "osmesa" else "install your GPU driver's EGL library, or set MUJOCO_GL=osmesa"))
+        _PROBLEM = f"MUJOCO_GL={backend} but lib{_LIBRARY[backend]} was not found, so rendering is disabled: " + (
+            OSMESA_HINT if backend == "osmesa" else "install your GPU driver's EGL library, or set MUJOCO_GL=osmesa"
+        )
         backend = "disabled"
     elif not backend:
         if sys.platform == "darwin":
@@ -62,7 +64,9 @@ def rendering_problem() -> str | None:
     """Return a one-line reason why offscreen rendering cannot work, or None."""
     backend = os.environ.get("MUJOCO_GL", "")
     if backend in _DISABLED:
-        return _PROBLEM or f"MuJoCo rendering is disabled (MUJOCO_GL={backend}); unset it or set MUJOCO_GL=osmesa or egl"
+        return (
+            _PROBLEM or f"MuJoCo rendering is disabled (MUJOCO_GL={backend}); unset it or set MUJOCO_GL=osmesa or egl"
+        )
     if _missing(backend):
         return f"MUJOCO_GL={backend} but lib{_LIBRARY[backend]} was not found: {OSMESA_HINT}"
     return None

@@ -14,6 +14,7 @@ are listed, not averaged. Plots (PNG): `learning_curves.png` (the training metri
 grid), `success.png` (`eval/success_rate` per configuration with CIs) and, when
 configurations differ in `reward=`, `rewards.png` (each reward design side by side).
 """
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,9 @@ def find_runs(root: Path) -> list[Run]:
         overrides = _overrides(run_dir)
         label = str(summary.get("experiment", "default"))
         metrics = {k: float(v) for k, v in (summary.get("metrics") or {}).items() if isinstance(v, (int, float))}
-        runs.append(Run(run_dir, label, int(summary.get("seed", 0)), summary.get("status") == "complete", metrics, overrides))
+        runs.append(
+            Run(run_dir, label, int(summary.get("seed", 0)), summary.get("status") == "complete", metrics, overrides)
+        )
     common = set.intersection(*(set(r.overrides.items()) for r in runs)) if runs else set()
     for run in runs:  # a configuration is named by the overrides that vary between runs
         varying = sorted(set(run.overrides.items()) - common)
@@ -120,7 +123,11 @@ def _cell(values: list[float]) -> str:
 
 def markdown(root: Path, runs: list[Run], groups: dict[str, list[Run]]) -> str:
     names = metric_names(groups)
-    lines = [f"# Report: {root}", "", f"{sum(len(g) for g in groups.values())} complete runs in {len(groups)} configurations; mean ± 95% CI over seeds (Student t)."]
+    lines = [
+        f"# Report: {root}",
+        "",
+        f"{sum(len(g) for g in groups.values())} complete runs in {len(groups)} configurations; mean ± 95% CI over seeds (Student t).",
+    ]
     shared = shared_overrides(runs)
     lines += ["", f"Every run: `{' '.join(shared)}`.", ""] if shared else [""]
     lines += ["| configuration | seeds | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
@@ -129,7 +136,11 @@ def markdown(root: Path, runs: list[Run], groups: dict[str, list[Run]]) -> str:
         lines.append(f"| {label} | {','.join(str(r.seed) for r in members)} | " + " | ".join(cells) + " |")
     incomplete = [r for r in runs if not r.complete]
     if incomplete:
-        lines += ["", f"Not averaged ({len(incomplete)} incomplete runs; resume them with `embodied-train run_dir=<run> resume=true`):", ""]
+        lines += [
+            "",
+            f"Not averaged ({len(incomplete)} incomplete runs; resume them with `embodied-train run_dir=<run> resume=true`):",
+            "",
+        ]
         lines += [f"- {r.path}" for r in incomplete]
     return "\n".join(lines) + "\n"
 
@@ -176,7 +187,9 @@ def plot_bars(labels: list[str], samples: list[list[float]], ylabel: str, path: 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 4))
     stats = [mean_ci(s) for s in samples]
-    ax.bar(range(len(labels)), [m for m, _ in stats], yerr=[h for _, h in stats], capsize=4, color="tab:blue", alpha=0.7)
+    ax.bar(
+        range(len(labels)), [m for m, _ in stats], yerr=[h for _, h in stats], capsize=4, color="tab:blue", alpha=0.7
+    )
     for i, s in enumerate(samples):
         ax.scatter([i] * len(s), s, color="k", s=10, zorder=3)
     ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=7)
@@ -191,17 +204,32 @@ def report(cfg: ReportConfig) -> Path:
     """Write report.md and the plots; return the report's path."""
     root = Path(cfg.dir)
     if not root.is_dir():
-        raise ConfigError(f"dir '{root}' is not a directory; give a run or multirun directory (e.g. runs/multirun/<date>/<time>_<experiment>)")
+        raise ConfigError(
+            f"dir '{root}' is not a directory; give a run or multirun directory (e.g. runs/multirun/<date>/<time>_<experiment>)"
+        )
     runs = find_runs(root)
     if not runs:
-        raise ConfigError(f"no runs under '{root}': a run is a folder with summary.json, written by embodied-train when it finishes")
+        raise ConfigError(
+            f"no runs under '{root}': a run is a folder with summary.json, written by embodied-train when it finishes"
+        )
     out = Path(cfg.out) if cfg.out else root
     out.mkdir(parents=True, exist_ok=True)
     groups = group(runs)
     plots = [plot_curves(groups, cfg.curve, out / "learning_curves.png")]
-    success = {label: [r.metrics["eval/success_rate"] for r in members if "eval/success_rate" in r.metrics] for label, members in groups.items()}
+    success = {
+        label: [r.metrics["eval/success_rate"] for r in members if "eval/success_rate" in r.metrics]
+        for label, members in groups.items()
+    }
     if any(success.values()):
-        plots.append(plot_bars(list(success), list(success.values()), "eval/success_rate", out / "success.png", "success per configuration (mean, 95% CI, seeds)"))
+        plots.append(
+            plot_bars(
+                list(success),
+                list(success.values()),
+                "eval/success_rate",
+                out / "success.png",
+                "success per configuration (mean, 95% CI, seeds)",
+            )
+        )
     rewards = {r.overrides.get("reward") for members in groups.values() for r in members}
     if len(rewards) > 1:
         plots.append(plot_rewards(groups, out / "rewards.png"))
@@ -213,13 +241,19 @@ def report(cfg: ReportConfig) -> Path:
 
 def plot_rewards(groups: dict[str, list[Run]], path: Path) -> Path:
     """Each reward design's final success (or return) pooled over the configurations that share it."""
-    key = "eval/success_rate" if any("eval/success_rate" in r.metrics for m in groups.values() for r in m) else "eval/return_mean"
+    key = (
+        "eval/success_rate"
+        if any("eval/success_rate" in r.metrics for m in groups.values() for r in m)
+        else "eval/return_mean"
+    )
     by_reward: dict[str, list[float]] = defaultdict(list)
     for members in groups.values():
         for r in members:
             if key in r.metrics:
                 by_reward[r.overrides.get("reward", "(env reward)")].append(r.metrics[key])
-    return plot_bars(list(by_reward), list(by_reward.values()), key, path, "reward designs compared (mean, 95% CI, runs)")
+    return plot_bars(
+        list(by_reward), list(by_reward.values()), key, path, "reward designs compared (mean, 95% CI, runs)"
+    )
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ A reward that fails stops training with its structured error; it is never replac
 At start-up it logs one warning when the sandbox runs with less than full kernel
 isolation, and exposes `reward_sandbox` (what isolation took effect) for summary.json.
 """
+
 from __future__ import annotations
 
 import logging
@@ -55,7 +56,10 @@ def shaped(total: float, components: dict[str, float], scale_constraint: bool) -
         return total
     missing = [k for k in ("sparse", "dense") if k not in components]
     if missing:
-        raise RewardError("bad_return", f"with the scale constraint the components must include 'sparse' and 'dense' (missing {', '.join(missing)})")
+        raise RewardError(
+            "bad_return",
+            f"with the scale constraint the components must include 'sparse' and 'dense' (missing {', '.join(missing)})",
+        )
     return _sign(components["sparse"]) + 0.1 * _sign(components["dense"])
 
 
@@ -66,12 +70,18 @@ def _sign(value: float) -> float:
 def isolation_warning(isolation: dict[str, Any]) -> str | None:
     """One line on what a reward sandbox runs without (its `isolation` dict), or None when every kernel layer took effect."""
     if isolation.get("mode") == "python":
-        return ("reward code runs with Python-level isolation only (reward.isolation=python): no seccomp filter, "
-                "Landlock or network namespace contains it, so run only reward code you trust")
+        return (
+            "reward code runs with Python-level isolation only (reward.isolation=python): no seccomp filter, "
+            "Landlock or network namespace contains it, so run only reward code you trust"
+        )
     problems = [" ".join(str(p).split()) for p in isolation.get("problems") or ()]
     if not problems:
         return None
-    missing = [name for name, on in (("Landlock", isolation.get("landlock")), ("a network namespace", isolation.get("netns"))) if not on]
+    missing = [
+        name
+        for name, on in (("Landlock", isolation.get("landlock")), ("a network namespace", isolation.get("netns")))
+        if not on
+    ]
     without = f"without {' and '.join(missing)}" if missing else "with part of its kernel layer refused"
     return f"the reward sandbox runs {without} (the kernel refused: {'; '.join(problems)[:500]}); its seccomp filter still applies"
 
@@ -94,7 +104,9 @@ class CodeRewardVecEnv(VecEnvWrapper):
         super().__init__(venv)
         self.config = config
         try:
-            self.sandbox = RewardSandbox(source, timeout_s=config.timeout_s, memory_mb=config.memory_mb, isolation=config.isolation)
+            self.sandbox = RewardSandbox(
+                source, timeout_s=config.timeout_s, memory_mb=config.memory_mb, isolation=config.isolation
+            )
         except BaseException:  # a refused reward or isolation: do not leave the envs' workers behind
             venv.close()
             raise

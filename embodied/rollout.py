@@ -6,6 +6,7 @@
 Writes RUN/rollouts/<time>/{metrics.json, *.mp4}, built in a temporary folder and
 renamed when complete, so an interrupted rollout leaves nothing that looks finished.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -89,7 +90,9 @@ def rollout(args: RolloutConfig) -> Path:
             "agent": config.agent.name,
             "first_seed": seed,
             "deterministic": args.deterministic,
-            "episodes_detail": [{**e, "video": Path(e["video"]).name if e["video"] else None} for e in episodes_as_dicts(results)],
+            "episodes_detail": [
+                {**e, "video": Path(e["video"]).name if e["video"] else None} for e in episodes_as_dicts(results)
+            ],
         }
         write_json(tmp / "metrics.json", metrics)
         tmp.rename(final)
@@ -97,7 +100,10 @@ def rollout(args: RolloutConfig) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     rate, low, high = metrics["success_rate"], metrics["success_ci95_low"], metrics["success_ci95_high"]
-    print(f"success {rate:.1%} (95% CI {low:.1%}-{high:.1%}), return {metrics['return_mean']:.1f}, length {metrics['length_mean']:.0f} over {args.episodes} episodes", file=sys.stderr)
+    print(
+        f"success {rate:.1%} (95% CI {low:.1%}-{high:.1%}), return {metrics['return_mean']:.1f}, length {metrics['length_mean']:.0f} over {args.episodes} episodes",
+        file=sys.stderr,
+    )
     print(final)
     return final
 

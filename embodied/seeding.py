@@ -1,4 +1,5 @@
 """Seeding and RNG state capture: Python, NumPy and torch, for runs and resumes."""
+
 from __future__ import annotations
 
 import random
@@ -21,7 +22,12 @@ def rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
-        "numpy": {"key": np_state[1].tolist(), "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "numpy": {
+            "key": np_state[1].tolist(),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached": float(np_state[4]),
+        },
         "torch_cpu": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -35,7 +41,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     npy = state["numpy"]
-    np.random.set_state(("MT19937", np.asarray(npy["key"], dtype=np.uint32), npy["pos"], npy["has_gauss"], npy["cached"]))
+    np.random.set_state(
+        ("MT19937", np.asarray(npy["key"], dtype=np.uint32), npy["pos"], npy["has_gauss"], npy["cached"])
+    )
     torch.set_rng_state(state["torch_cpu"])
     cuda = [state[k] for k in sorted(state) if k.startswith("torch_cuda_")]
     if cuda and torch.cuda.is_available():

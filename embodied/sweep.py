@@ -13,6 +13,7 @@ mixing two sweeps in one directory would average unrelated runs.
 
 `job_threads` gives each job of a parallel launcher its share of the CPU cores.
 """
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@
 algorithm's counters): tensors and arrays go to a flat {dotted.key: tensor} map for
 safetensors, everything else stays in a JSON skeleton with placeholders.
 """
+
 from __future__ import annotations
 
 import json

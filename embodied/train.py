@@ -8,6 +8,7 @@
 
 The run directory layout is described in docs/usage.md; its path is printed last.
 """
+
 from __future__ import annotations
 
 import logging
@@ -30,7 +31,9 @@ log = logging.getLogger("embodied.train")
 class TrainingHooks:
     """What runs between env steps: metric logging, periodic checkpoints, stop requests."""
 
-    def __init__(self, config: Any, agent: Any, logger: Any, run_dir: Path, start_step: int, death_causes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, config: Any, agent: Any, logger: Any, run_dir: Path, start_step: int, death_causes: tuple[str, ...] = ()
+    ) -> None:
         from tqdm import tqdm
 
         self.config, self.agent, self.logger, self.run_dir = config, agent, logger, run_dir
@@ -130,7 +133,9 @@ def train(cfg: DictConfig) -> Path:
         limit_threads(threads)
     factory = EnvFactory(config.env, seed=config.seed, reward=config.reward)
     probe = factory.make()
-    needs_frames = (config.eval.video and config.eval.episodes > 0) or getattr(config.env, "obs_mode", "state") != "state"
+    needs_frames = (config.eval.video and config.eval.episodes > 0) or getattr(
+        config.env, "obs_mode", "state"
+    ) != "state"
     if needs_frames and renders_with_mujoco(probe):  # fail now, not after training, when there is no GL
         probe.close()
         require_rendering()
@@ -148,8 +153,12 @@ def train(cfg: DictConfig) -> Path:
         start_step = int(state["step"])
         log.info("resumed from step %d", start_step)
     if main:
-        logger = MetricLogger(run_dir, config.logger, config=OmegaConf.to_container(cfg, resolve=True),
-                              resume_step=start_step if resume else None)
+        logger = MetricLogger(
+            run_dir,
+            config.logger,
+            config=OmegaConf.to_container(cfg, resolve=True),
+            resume_step=start_step if resume else None,
+        )
         hooks = TrainingHooks(config, agent, logger, run_dir, start_step, death_causes)
     else:
         hooks = distributed.WorkerHooks()
@@ -193,13 +202,18 @@ def train(cfg: DictConfig) -> Path:
     if hooks.stop_signal is not None:
         write_json(run_dir / "summary.json", summary)
         logger.close()
-        print(f"interrupted at step {step}; checkpoint written; continue with: embodied-train run_dir={run_dir} resume=true", file=sys.stderr)
+        print(
+            f"interrupted at step {step}; checkpoint written; continue with: embodied-train run_dir={run_dir} resume=true",
+            file=sys.stderr,
+        )
         print(run_dir)
         sys.exit(128 + hooks.stop_signal)
 
     # --- evaluate with video ----------------------------------------------------------
     eval_metrics: dict[str, float] = {}
-    final_metrics = dict(getattr(agent, "final_metrics", {}))  # what an agent measures once, after training (e.g. a probe)
+    final_metrics = dict(
+        getattr(agent, "final_metrics", {})
+    )  # what an agent measures once, after training (e.g. a probe)
     if config.eval.episodes > 0:
         env = factory.make(render_mode="rgb_array" if config.eval.video else None)
         results = run_episodes(
@@ -216,7 +230,9 @@ def train(cfg: DictConfig) -> Path:
         eval_metrics = summarize(results, death_causes=death_causes)
         summary["eval_episodes"] = episodes_as_dicts(results)
         summary["videos"] = [str(Path(r.video).relative_to(run_dir)) for r in results if r.video]
-    if hasattr(agent, "final_report"):  # what an agent measures with envs after training (e.g. SLIM's skills and planner)
+    if hasattr(
+        agent, "final_report"
+    ):  # what an agent measures with envs after training (e.g. SLIM's skills and planner)
         final_metrics.update(agent.final_report(factory, run_dir))
     if final_metrics or eval_metrics:
         logger.log(step, {**final_metrics, **eval_metrics})
@@ -242,7 +258,9 @@ def _prepare_argv(argv: list[str]) -> list[str]:
     if resume and not run_dir:
         raise ConfigError("resume=true needs run_dir=<the run directory to continue>")
     if run_dir and not resume and (Path(run_dir) / "checkpoints").exists():
-        raise CheckpointError(f"run_dir '{run_dir}' already holds a run; pass resume=true to continue it, or choose a new run_dir")
+        raise CheckpointError(
+            f"run_dir '{run_dir}' already holds a run; pass resume=true to continue it, or choose a new run_dir"
+        )
     if run_dir and not any(a.startswith("hydra.run.dir=") for a in argv):
         argv = [*argv, f"hydra.run.dir={run_dir}"]
     if not resume:
@@ -251,7 +269,9 @@ def _prepare_argv(argv: list[str]) -> list[str]:
     if not Path(run_dir).is_dir():
         raise CheckpointError(f"cannot resume: run directory '{run_dir}' does not exist")
     if not (Path(run_dir) / "checkpoints" / "last").exists():
-        raise CheckpointError(f"cannot resume: '{run_dir}' has no complete checkpoint (checkpoints/last); start a new run instead")
+        raise CheckpointError(
+            f"cannot resume: '{run_dir}' has no complete checkpoint (checkpoints/last); start a new run instead"
+        )
     original = yaml.safe_load(overrides_file.read_text()) if overrides_file.exists() else []
     given = {a.split("=", 1)[0].lstrip("+~") for a in argv if "=" in a}
     kept = [o for o in original if o.split("=", 1)[0].lstrip("+~") not in given | {"resume", "run_dir"}]
@@ -261,7 +281,9 @@ def _prepare_argv(argv: list[str]) -> list[str]:
 def _sweep_argv(argv: list[str], sweep_dir: str | None, resume: bool) -> list[str]:
     """A multirun's run_dir is its sweep directory; re-running the command there finishes the unfinished jobs."""
     if resume:
-        raise ConfigError("resume=true continues one run; to finish an interrupted sweep, re-run its command with run_dir=<the sweep directory>")
+        raise ConfigError(
+            "resume=true continues one run; to finish an interrupted sweep, re-run its command with run_dir=<the sweep directory>"
+        )
     if sweep_dir is None:
         return argv
     if any(a.startswith("hydra.sweep.dir=") for a in argv):

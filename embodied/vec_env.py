@@ -7,6 +7,7 @@ processes a shard of the envs, run as a `DummyVecEnv` there (SB3's autoreset,
 `terminal_observation` and `TimeLimit.truncated` semantics unchanged), and sends one
 message per shard per step. It is an SB3 `VecEnv`, used for `env.vectorization=async`.
 """
+
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -60,7 +61,9 @@ class ShardedVecEnv(VecEnv):
         self.remotes, self.processes = [], []
         for shard in self.shards:
             remote, work_remote = ctx.Pipe()
-            proc = ctx.Process(target=_serve, args=(work_remote, remote, CloudpickleWrapper([env_fns[i] for i in shard])), daemon=True)
+            proc = ctx.Process(
+                target=_serve, args=(work_remote, remote, CloudpickleWrapper([env_fns[i] for i in shard])), daemon=True
+            )
             proc.start()
             work_remote.close()
             self.remotes.append(remote)
@@ -78,7 +81,12 @@ class ShardedVecEnv(VecEnv):
         results = [remote.recv() for remote in self.remotes]
         self.reset_infos = [info for r in results for info in r[4]]
         infos = [info for r in results for info in r[3]]
-        return _concat([r[0] for r in results]), np.concatenate([r[1] for r in results]), np.concatenate([r[2] for r in results]), infos
+        return (
+            _concat([r[0] for r in results]),
+            np.concatenate([r[1] for r in results]),
+            np.concatenate([r[2] for r in results]),
+            infos,
+        )
 
     def reset(self):
         for remote, shard in zip(self.remotes, self.shards):

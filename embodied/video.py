@@ -1,4 +1,5 @@
 """mp4 writing: frames in, a playable H.264 file out, written atomically."""
+
 from __future__ import annotations
 
 import os
@@ -32,7 +33,9 @@ def write_video(path: Path, frames: Sequence[np.ndarray], fps: int = 30) -> Path
         raise ValueError("write_video needs at least one frame")
     tmp = path.with_name(f".{path.stem}.partial.mp4")
     try:
-        with imageio.get_writer(tmp, fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p", output_params=["-crf", "23"]) as writer:
+        with imageio.get_writer(
+            tmp, fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv420p", output_params=["-crf", "23"]
+        ) as writer:
             for frame in frames:
                 writer.append_data(np.asarray(frame, dtype=np.uint8))
         os.replace(tmp, path)

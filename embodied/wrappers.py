@@ -1,4 +1,5 @@
 """Wrappers shared by every env and agent."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,7 +38,12 @@ class EpisodeStatistics(gym.Wrapper):
             self._success_step = self._length
         if terminated or truncated:
             info = dict(info)
-            episode = {"r": self._return, "l": self._length, "success": self._success_step is not None, "success_step": self._success_step}
+            episode = {
+                "r": self._return,
+                "l": self._length,
+                "success": self._success_step is not None,
+                "success_step": self._success_step,
+            }
             for key in ("death_cause", "achievements", "task"):
                 if key in info:
                     episode[key] = info[key]

@@ -4,6 +4,7 @@
 does the import for you. A new env family is a module with a `register()` function
 and one line in `_FAMILIES`.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -12,9 +13,8 @@ import inspect
 import gymnasium as gym
 
 import embodied  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
-from embodied.envs import minecraft
+from embodied.envs import minecraft, navigation
 from embodied.envs.manipulation import memory_pick_place, metaworld, metaworld_multitask, tabletop
-from embodied.envs import navigation
 from embodied.errors import ConfigError
 
 _FAMILIES = (metaworld, metaworld_multitask, memory_pick_place, tabletop, minecraft, navigation)
@@ -28,7 +28,11 @@ def make(env_id: str, **kwargs) -> gym.Env:
     """`gym.make` with a one-line error naming close matches for an unknown id."""
     if env_id not in gym.registry:
         close = difflib.get_close_matches(env_id, REGISTERED, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"{len(REGISTERED)} envs are registered, e.g. {', '.join(REGISTERED[:3])}"
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else f"{len(REGISTERED)} envs are registered, e.g. {', '.join(REGISTERED[:3])}"
+        )
         raise ConfigError(f"unknown env id '{env_id}': {hint}")
     try:
         env = gym.make(env_id, **kwargs)
@@ -37,7 +41,9 @@ def make(env_id: str, **kwargs) -> gym.Env:
             raise
         creator = gym.envs.registration.load_env_creator(gym.spec(env_id).entry_point)
         accepted = [p for p in inspect.signature(creator).parameters if p != "self"]
-        raise ConfigError(f"env '{env_id}' rejected its options ({err}); it accepts: {', '.join(accepted + ['max_episode_steps'])}") from None
+        raise ConfigError(
+            f"env '{env_id}' rejected its options ({err}); it accepts: {', '.join(accepted + ['max_episode_steps'])}"
+        ) from None
     _tell_episode_cap(env)
     return env
 

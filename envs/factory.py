@@ -1,4 +1,5 @@
 """Build envs from an env config: one place that maps config fields to `gym.make`."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny training run (a few hundred steps) reused by several tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,6 @@ from pathlib import Path
 import pytest
 
 import embodied  # noqa: F401  (first: chooses MUJOCO_GL before any test imports mujoco)
-
 from helpers import TINY, run_cli
 
 

@@ -1,10 +1,10 @@
 """Helpers for CLI tests: the tiny run's overrides, running entry points, checking errors."""
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 # A few hundred SAC steps with small networks, short episodes and small video frames.
 TINY = [
@@ -22,10 +22,14 @@ TINY = [
 ]
 
 
-def run_cli(module: str, *args: str, timeout: float = 300, check: bool = False, **kwargs) -> subprocess.CompletedProcess:
+def run_cli(
+    module: str, *args: str, timeout: float = 300, check: bool = False, **kwargs
+) -> subprocess.CompletedProcess:
     """Run `python -m <module> args...` like a user would."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, env=env, **kwargs
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{module} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
     return proc
@@ -41,5 +45,3 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
     for needle in needles:
         assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
     return errors[0]
-
-

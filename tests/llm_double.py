@@ -18,6 +18,7 @@ A request for n completions pops n replies (an `ErrorReply` at the front fails t
 request instead). When the script runs dry, `default` answers (str or callable);
 without one the server answers HTTP 400 "script exhausted", which tests can see.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,9 +70,17 @@ class ScriptedChatServer:
     `reverse_choices` (list choices in reverse index order).
     """
 
-    def __init__(self, script: Iterable[Reply] = (), *, default: Optional[Union[str, Callable[[dict], str]]] = None,
-                 api_key: Optional[str] = None, models: Optional[list[str]] = ("scripted-model",),
-                 max_choices: Optional[int] = None, reject_n: bool = False, reverse_choices: bool = False) -> None:
+    def __init__(
+        self,
+        script: Iterable[Reply] = (),
+        *,
+        default: Optional[Union[str, Callable[[dict], str]]] = None,
+        api_key: Optional[str] = None,
+        models: Optional[list[str]] = ("scripted-model",),
+        max_choices: Optional[int] = None,
+        reject_n: bool = False,
+        reverse_choices: bool = False,
+    ) -> None:
         self.script: deque = deque(script)
         self.default = default
         self.api_key = api_key
@@ -93,8 +102,9 @@ class ScriptedChatServer:
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
         self._port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="ScriptedChatServer", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="ScriptedChatServer", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -191,12 +201,23 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 reply = reply.reply
             texts.append(reply(body) if callable(reply) else str(reply))
-        choices = [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"} for i, t in enumerate(texts)]
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+            for i, t in enumerate(texts)
+        ]
         if self.double.reverse_choices:
             choices.reverse()
-        self._json(200, {"id": f"chatcmpl-scripted-{len(self.double.requests)}", "object": "chat.completion",
-                         "created": int(time.time()), "model": body.get("model"), "choices": choices,
-                         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}})
+        self._json(
+            200,
+            {
+                "id": f"chatcmpl-scripted-{len(self.double.requests)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": choices,
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            },
+        )
 
     def _record(self, body: Optional[dict]) -> bool:
         """Log the request; False (and a 401 sent) when a required key is missing or wrong."""
@@ -210,7 +231,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, reply: ErrorReply) -> None:
         headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
-        self._json(reply.status, {"error": {"message": reply.message, "type": "scripted_error", "code": reply.status}}, headers)
+        self._json(
+            reply.status, {"error": {"message": reply.message, "type": "scripted_error", "code": reply.status}}, headers
+        )
 
     def _json(self, status: int, payload: dict, headers: Optional[dict[str, str]] = None) -> None:
         data = json.dumps(payload).encode("utf-8")

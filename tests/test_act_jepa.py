@@ -1,4 +1,5 @@
 """ACT-JEPA and ACT: shapes and masks, the EMA target, overfitting, determinism, save/load/resume."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,7 +16,21 @@ from embodied.envs.factory import EnvFactory
 from embodied.envs.manipulation.configs import MetaWorldConfig
 from embodied.errors import ConfigError, DatasetError
 
-TINY_NET = dict(dim=32, heads=4, ffn=64, encoder_layers=2, predictor_dim=16, predictor_heads=2, predictor_ffn=32, predictor_layers=1, chunk=8, batch_size=16, latent_dim=4, cvae_layers=1, val_every=0)
+TINY_NET = dict(
+    dim=32,
+    heads=4,
+    ffn=64,
+    encoder_layers=2,
+    predictor_dim=16,
+    predictor_heads=2,
+    predictor_ffn=32,
+    predictor_layers=1,
+    chunk=8,
+    batch_size=16,
+    latent_dim=4,
+    cvae_layers=1,
+    val_every=0,
+)
 
 
 class Hooks:
@@ -61,7 +76,13 @@ def train(agent: ACTAgent, steps: int, stop_at: int | None = None) -> Hooks:
 
 def fake_batch(agent: ACTAgent, b: int = 5) -> dict[str, torch.Tensor]:
     t, s, a = agent.config.chunk, agent.obs_shapes["state"][0], agent.action_dim
-    return {"obs/state": torch.randn(b, 1, s), "action": torch.randn(b, t, a), "action_is_pad": torch.zeros(b, t, dtype=torch.bool), "future/state": torch.randn(b, t, s), "future_is_pad": torch.zeros(b, t, dtype=torch.bool)}
+    return {
+        "obs/state": torch.randn(b, 1, s),
+        "action": torch.randn(b, t, a),
+        "action_is_pad": torch.zeros(b, t, dtype=torch.bool),
+        "future/state": torch.randn(b, t, s),
+        "future_is_pad": torch.zeros(b, t, dtype=torch.bool),
+    }
 
 
 def test_shapes(reach_demos: Path) -> None:
@@ -73,7 +94,11 @@ def test_shapes(reach_demos: Path) -> None:
     assert model.action_decoder(memory).shape == (5, cfg.chunk, 4)
     assert model.predictor(memory).shape == (5, cfg.chunk, cfg.dim)
     future = torch.randn(5, cfg.chunk, 39)
-    assert model.target.encode_sequence(task, future, torch.zeros(5, cfg.chunk, dtype=torch.bool)).shape == (5, cfg.chunk, cfg.dim)
+    assert model.target.encode_sequence(task, future, torch.zeros(5, cfg.chunk, dtype=torch.bool)).shape == (
+        5,
+        cfg.chunk,
+        cfg.dim,
+    )
     cvae = make_agent(reach_demos, cls=ACTConfig, cvae=True)
     assert cvae.model.target is None and cvae.model.predictor is None
     assert cvae.model.encoder(task, state, latent=torch.randn(5, 4)).shape == (5, 3, cfg.dim)  # + latent token
@@ -82,10 +107,20 @@ def test_shapes(reach_demos: Path) -> None:
 def test_pixel_tokens() -> None:
     import gymnasium as gym
 
-    obs = gym.spaces.Dict({"state": gym.spaces.Box(-1, 1, (39,)), "corner": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8), "task": gym.spaces.Box(0, 1, (3,))})
+    obs = gym.spaces.Dict(
+        {
+            "state": gym.spaces.Box(-1, 1, (39,)),
+            "corner": gym.spaces.Box(0, 255, (64, 64, 3), np.uint8),
+            "task": gym.spaces.Box(0, 1, (3,)),
+        }
+    )
     agent = ACTAgent(ACTJEPAConfig(dataset="unused", **TINY_NET), obs, gym.spaces.Box(-1, 1, (4,)), torch.device("cpu"))
     assert agent.cameras == ["corner"] and agent.n_tasks == 3
-    batch = {"obs/state": torch.randn(2, 1, 39), "obs/corner": torch.randint(0, 256, (2, 1, 64, 64, 3), dtype=torch.uint8), "obs/task": torch.eye(3)[[2, 0]][:, None]}
+    batch = {
+        "obs/state": torch.randn(2, 1, 39),
+        "obs/corner": torch.randint(0, 256, (2, 1, 64, 64, 3), dtype=torch.uint8),
+        "obs/task": torch.eye(3)[[2, 0]][:, None],
+    }
     task, state, images = agent.inputs(batch)
     assert task.tolist() == [2, 0]
     memory = agent.model.encoder(task, state, images)
@@ -205,8 +240,20 @@ def test_dataset_must_match_env(reach_demos: Path, tmp_path: Path) -> None:
     from embodied.data import DatasetWriter
 
     path = tmp_path / "three_d_actions"
-    with DatasetWriter(path, env_id="embodied/MetaWorld-reach-v0", observation_space=gym.spaces.Box(-1, 1, (39,), np.float32), action_space=gym.spaces.Box(-1, 1, (3,), np.float32), collector="test") as writer:
-        writer.add_episode(obs={"state": np.zeros((5, 39), np.float32)}, actions=np.zeros((5, 3), np.float32), rewards=np.zeros(5, np.float32), successes=np.zeros(5, bool), seed=0)
+    with DatasetWriter(
+        path,
+        env_id="embodied/MetaWorld-reach-v0",
+        observation_space=gym.spaces.Box(-1, 1, (39,), np.float32),
+        action_space=gym.spaces.Box(-1, 1, (3,), np.float32),
+        collector="test",
+    ) as writer:
+        writer.add_episode(
+            obs={"state": np.zeros((5, 39), np.float32)},
+            actions=np.zeros((5, 3), np.float32),
+            rewards=np.zeros(5, np.float32),
+            successes=np.zeros(5, bool),
+            seed=0,
+        )
     agent = make_agent(path)
     with pytest.raises(DatasetError, match="action dim 3 does not match env action dim 4"):
         train(agent, 1)
@@ -232,7 +279,16 @@ def test_pixel_multitask_learns_and_acts(tmp_path: Path) -> None:
     from embodied.envs import make
 
     kwargs = dict(tasks=["reach", "push"], obs_mode="state+pixels", image_size=[32, 32])
-    demos = collect(CollectConfig(env="embodied/MetaWorld-multitask-v0", episodes=1, keep_failures=True, max_episode_steps=10, out=str(tmp_path / "px"), **kwargs))
+    demos = collect(
+        CollectConfig(
+            env="embodied/MetaWorld-multitask-v0",
+            episodes=1,
+            keep_failures=True,
+            max_episode_steps=10,
+            out=str(tmp_path / "px"),
+            **kwargs,
+        )
+    )
 
     class TwoTasks:  # what learn() needs of an EnvFactory, for the generic multi-task id
         config = SimpleNamespace(id="embodied/MetaWorld-multitask-v0")
@@ -242,7 +298,12 @@ def test_pixel_multitask_learns_and_acts(tmp_path: Path) -> None:
 
     fac = TwoTasks()
     env = fac.make()
-    agent = ACTAgent(ACTJEPAConfig(dataset=str(demos), proprio_dims=[0, 1, 2, 3], **TINY_NET), env.observation_space, env.action_space, torch.device("cpu"))
+    agent = ACTAgent(
+        ACTJEPAConfig(dataset=str(demos), proprio_dims=[0, 1, 2, 3], **TINY_NET),
+        env.observation_space,
+        env.action_space,
+        torch.device("cpu"),
+    )
     hooks = Hooks()
     hooks.agent = agent
     agent.learn(fac, 2, hooks)

@@ -1,4 +1,5 @@
 """Checkpoint atomicity and integrity; SB3 agent save -> load -> identical actions."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ class _Hooks:
 
 
 def _factory(num_envs: int = 1) -> EnvFactory:
-    return EnvFactory(MetaWorldConfig(id="embodied/MetaWorld-reach-v0", max_episode_steps=50, num_envs=num_envs), seed=0)
+    return EnvFactory(
+        MetaWorldConfig(id="embodied/MetaWorld-reach-v0", max_episode_steps=50, num_envs=num_envs), seed=0
+    )
 
 
 def _trained(config, steps: int = 200, num_envs: int = 1) -> SB3Agent:
@@ -37,7 +40,11 @@ def _trained(config, steps: int = 200, num_envs: int = 1) -> SB3Agent:
     return agent
 
 
-@pytest.mark.parametrize("config", [SACConfig(net_arch=[32, 32], learning_starts=50, batch_size=32), PPOConfig(n_steps=64, batch_size=32, n_epochs=2)], ids=["sac", "ppo"])
+@pytest.mark.parametrize(
+    "config",
+    [SACConfig(net_arch=[32, 32], learning_starts=50, batch_size=32), PPOConfig(n_steps=64, batch_size=32, n_epochs=2)],
+    ids=["sac", "ppo"],
+)
 def test_save_load_gives_identical_actions(tmp_path: Path, config) -> None:
     agent = _trained(config, num_envs=2 if config.name == "ppo" else 1)
     path = save_checkpoint(tmp_path, agent.num_steps, agent)

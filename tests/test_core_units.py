@@ -1,4 +1,5 @@
 """Unit tests of core pieces: intervals, metric CSV, tensor state, CLI parsing, rendering choice."""
+
 from __future__ import annotations
 
 import os
@@ -58,7 +59,12 @@ def test_resume_rewinds_the_logs_to_the_checkpoint(tmp_path: Path) -> None:
     for step in (30, 40):
         resumed.log(step, {"charts/SPS": step + 0.5})
     resumed.close()
-    assert [(r["step"], r["charts/SPS"]) for r in read_metrics(tmp_path / "metrics.csv")] == [(10, 10.0), (20, 20.0), (30, 30.5), (40, 40.5)]
+    assert [(r["step"], r["charts/SPS"]) for r in read_metrics(tmp_path / "metrics.csv")] == [
+        (10, 10.0),
+        (20, 20.0),
+        (30, 30.5),
+        (40, 40.5),
+    ]
     assert [r["step"] for r in read_metrics(tmp_path / "metrics.discarded.csv")] == [30]
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()

@@ -1,4 +1,5 @@
 """Dataset storage: writer/reader round trip and one-line errors for bad datasets."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,10 +14,12 @@ from embodied.data import DatasetWriter, DemoDataset, describe_space
 from embodied.errors import DatasetError, OutputError
 
 LENGTHS = [3, 5, 2]
-OBS_SPACE = gym.spaces.Dict({
-    "state": gym.spaces.Box(-np.inf, np.inf, (2,), np.float64),
-    "corner": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8),
-})
+OBS_SPACE = gym.spaces.Dict(
+    {
+        "state": gym.spaces.Box(-np.inf, np.inf, (2,), np.float64),
+        "corner": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8),
+    }
+)
 ACT_SPACE = gym.spaces.Box(-1000.0, 1000.0, (3,), np.float32)
 
 
@@ -24,9 +27,10 @@ def make_episode(e: int, length: int) -> dict:
     """Values encode (episode, step) as 100 * e + t so every slice can be checked."""
     code = 100 * e + np.arange(length)
     return {
-        "obs": {"state": np.stack([code, -code], 1).astype(np.float64),
-                "corner": np.broadcast_to((code % 256).astype(np.uint8)[:, None, None, None],
-                                          (length, 8, 8, 3)).copy()},
+        "obs": {
+            "state": np.stack([code, -code], 1).astype(np.float64),
+            "corner": np.broadcast_to((code % 256).astype(np.uint8)[:, None, None, None], (length, 8, 8, 3)).copy(),
+        },
         "actions": np.stack([code + 0.5, code + 0.25, -code], 1).astype(np.float32),
         "rewards": code.astype(np.float32) / 10,
         "successes": np.arange(length) == length - 1 if e != 1 else np.zeros(length, bool),
@@ -35,8 +39,9 @@ def make_episode(e: int, length: int) -> dict:
 
 
 def write(path: Path, lengths=LENGTHS, **kwargs) -> Path:
-    with DatasetWriter(path, env_id="toy-v0", observation_space=OBS_SPACE,
-                       action_space=ACT_SPACE, collector="scripted", **kwargs) as w:
+    with DatasetWriter(
+        path, env_id="toy-v0", observation_space=OBS_SPACE, action_space=ACT_SPACE, collector="scripted", **kwargs
+    ) as w:
         for e, n in enumerate(lengths):
             w.add_episode(**make_episode(e, n))
         return w.close({"success_rate": 0.5, "note": np.float32(2.0)})
@@ -56,6 +61,7 @@ def ds_path(tmp_path: Path) -> Path:
 
 # --------------------------------------------------------------------------- round trip
 
+
 def test_round_trip(ds_path: Path) -> None:
     ds = DemoDataset.open(ds_path)
     assert ds.num_episodes == 3 and ds.num_steps == 10
@@ -64,11 +70,11 @@ def test_round_trip(ds_path: Path) -> None:
     assert ds.env_id == "toy-v0"
     eps = [make_episode(e, n) for e, n in enumerate(LENGTHS)]
     np.testing.assert_array_equal(
-        ds.array("obs/state"), np.concatenate([e["obs"]["state"] for e in eps]).astype(np.float32))
+        ds.array("obs/state"), np.concatenate([e["obs"]["state"] for e in eps]).astype(np.float32)
+    )
     assert ds.array("obs/state").dtype == np.float32
     assert ds.array("obs/corner").dtype == np.uint8
-    np.testing.assert_array_equal(ds.array("obs/corner"),
-                                  np.concatenate([e["obs"]["corner"] for e in eps]))
+    np.testing.assert_array_equal(ds.array("obs/corner"), np.concatenate([e["obs"]["corner"] for e in eps]))
     np.testing.assert_array_equal(ds.array("action"), np.concatenate([e["actions"] for e in eps]))
     np.testing.assert_array_equal(ds.array("reward"), np.concatenate([e["rewards"] for e in eps]))
     assert ds.array("success").dtype == bool
@@ -82,16 +88,14 @@ def test_round_trip(ds_path: Path) -> None:
     assert a["episode_success"] == [True, False, True]
     assert a["success_rate"] == 0.5 and a["note"] == 2.0
     assert a["observation_space"] == describe_space(OBS_SPACE)
-    assert a["action_space"] == {"type": "Box", "shape": [3], "dtype": "float32",
-                                 "low": -1000.0, "high": 1000.0}
+    assert a["action_space"] == {"type": "Box", "shape": [3], "dtype": "float32", "low": -1000.0, "high": 1000.0}
     assert a["observation_space"]["spaces"]["state"]["low"] == "-inf"  # strict JSON
     ds.check_compatible(OBS_SPACE, ACT_SPACE)
 
 
 def test_box_observation_is_stored_as_state(tmp_path: Path) -> None:
     space = gym.spaces.Box(-1, 1, (4,), np.float32)
-    with DatasetWriter(tmp_path / "d", env_id="e", observation_space=space,
-                       action_space=ACT_SPACE, collector="c") as w:
+    with DatasetWriter(tmp_path / "d", env_id="e", observation_space=space, action_space=ACT_SPACE, collector="c") as w:
         w.add_episode({"state": np.zeros((2, 4))}, np.zeros((2, 3)), np.zeros(2), np.zeros(2))
     ds = DemoDataset.open(tmp_path / "d")
     assert ds.obs_keys == ["state"] and ds.array("obs/state").shape == (2, 4)
@@ -99,8 +103,9 @@ def test_box_observation_is_stored_as_state(tmp_path: Path) -> None:
 
 
 def test_overwrite_replaces_only_on_close(ds_path: Path) -> None:
-    w = DatasetWriter(ds_path, env_id="new-v0", observation_space=OBS_SPACE,
-                      action_space=ACT_SPACE, collector="c", overwrite=True)
+    w = DatasetWriter(
+        ds_path, env_id="new-v0", observation_space=OBS_SPACE, action_space=ACT_SPACE, collector="c", overwrite=True
+    )
     w.add_episode(**make_episode(7, 4))
     assert DemoDataset.open(ds_path).env_id == "toy-v0"  # old one intact until close
     assert w.close() == ds_path
@@ -110,6 +115,7 @@ def test_overwrite_replaces_only_on_close(ds_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- writer errors
+
 
 def test_existing_path_without_overwrite(ds_path: Path) -> None:
     before = DemoDataset.open(ds_path).array("action").copy()
@@ -128,8 +134,7 @@ def test_overwrite_refuses_non_dataset(tmp_path: Path) -> None:
 def test_aborted_writer_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "out" / "demo.zarr"
     with pytest.raises(RuntimeError, match="boom"):
-        with DatasetWriter(path, env_id="e", observation_space=OBS_SPACE,
-                           action_space=ACT_SPACE, collector="c") as w:
+        with DatasetWriter(path, env_id="e", observation_space=OBS_SPACE, action_space=ACT_SPACE, collector="c") as w:
             w.add_episode(**make_episode(0, 3))
             raise RuntimeError("boom")
     assert not path.exists()
@@ -144,8 +149,7 @@ def test_unwritable_parent_is_output_error(tmp_path: Path) -> None:
 
 
 def test_add_episode_validates_shapes(tmp_path: Path) -> None:
-    w = DatasetWriter(tmp_path / "d", env_id="e", observation_space=OBS_SPACE,
-                      action_space=ACT_SPACE, collector="c")
+    w = DatasetWriter(tmp_path / "d", env_id="e", observation_space=OBS_SPACE, action_space=ACT_SPACE, collector="c")
     ep = make_episode(0, 3)
     bad_actions = dict(ep, actions=np.zeros((3, 7), np.float32))
     raises_one_line(lambda: w.add_episode(**bad_actions), r"actions have shape \(3, 7\)")
@@ -161,6 +165,7 @@ def test_add_episode_validates_shapes(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- reader errors
+
 
 def test_missing_path(tmp_path: Path) -> None:
     msg = raises_one_line(lambda: DemoDataset.open(tmp_path / "nope"), "no dataset at")
@@ -212,8 +217,10 @@ def test_corrupted_chunk(ds_path: Path, corrupt: str) -> None:
 
 def test_check_compatible_mismatches(ds_path: Path) -> None:
     ds = DemoDataset.open(ds_path)
-    msg = raises_one_line(lambda: ds.check_compatible(OBS_SPACE, gym.spaces.Box(-1, 1, (7,))),
-                          "dataset action dim 3 does not match env action dim 7")
+    msg = raises_one_line(
+        lambda: ds.check_compatible(OBS_SPACE, gym.spaces.Box(-1, 1, (7,))),
+        "dataset action dim 3 does not match env action dim 7",
+    )
     assert "toy-v0" in msg
     other_obs = gym.spaces.Dict({"state": OBS_SPACE["state"]})
     raises_one_line(lambda: ds.check_compatible(other_obs, ACT_SPACE), "observation keys")

@@ -1,4 +1,5 @@
 """Training windows against hand-computed expectations, plus the normaliser."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,26 +19,42 @@ F, T = False, True
 @pytest.fixture()
 def tiny(tmp_path: Path) -> DemoDataset:
     """Episode lengths [4, 2]; state = 10*e + t, action = 100 + 10*e + t, camera = state."""
-    obs_space = gym.spaces.Dict({"state": gym.spaces.Box(-1e3, 1e3, (1,)),
-                                 "cam": gym.spaces.Box(0, 255, (2, 2, 3), np.uint8)})
-    with DatasetWriter(tmp_path / "tiny", env_id="tiny-v0", observation_space=obs_space,
-                       action_space=gym.spaces.Box(-1e3, 1e3, (1,)), collector="test") as w:
+    obs_space = gym.spaces.Dict(
+        {"state": gym.spaces.Box(-1e3, 1e3, (1,)), "cam": gym.spaces.Box(0, 255, (2, 2, 3), np.uint8)}
+    )
+    with DatasetWriter(
+        tmp_path / "tiny",
+        env_id="tiny-v0",
+        observation_space=obs_space,
+        action_space=gym.spaces.Box(-1e3, 1e3, (1,)),
+        collector="test",
+    ) as w:
         for e, n in enumerate([4, 2]):
             code = 10 * e + np.arange(n)
-            w.add_episode({"state": code[:, None].astype(np.float32),
-                           "cam": np.broadcast_to(code.astype(np.uint8)[:, None, None, None],
-                                                  (n, 2, 2, 3)).copy()},
-                          (100 + code)[:, None], np.zeros(n), np.zeros(n, bool))
+            w.add_episode(
+                {
+                    "state": code[:, None].astype(np.float32),
+                    "cam": np.broadcast_to(code.astype(np.uint8)[:, None, None, None], (n, 2, 2, 3)).copy(),
+                },
+                (100 + code)[:, None],
+                np.zeros(n),
+                np.zeros(n, bool),
+            )
     return DemoDataset.open(tmp_path / "tiny")
 
 
 # obs_horizon=2, action_horizon=3; one row per sample (episode, step).
 EXPECTED_STATE = [[0, 0], [0, 1], [1, 2], [2, 3], [10, 10], [10, 11]]
 EXPECTED_OBS_PAD = [[T, F], [F, F], [F, F], [F, F], [T, F], [F, F]]
-EXPECTED_ACTION_EDGE = [[100, 101, 102], [101, 102, 103], [102, 103, 103], [103, 103, 103],
-                        [110, 111, 111], [111, 111, 111]]
-EXPECTED_ACTION_ZERO = [[100, 101, 102], [101, 102, 103], [102, 103, 0], [103, 0, 0],
-                        [110, 111, 0], [111, 0, 0]]
+EXPECTED_ACTION_EDGE = [
+    [100, 101, 102],
+    [101, 102, 103],
+    [102, 103, 103],
+    [103, 103, 103],
+    [110, 111, 111],
+    [111, 111, 111],
+]
+EXPECTED_ACTION_ZERO = [[100, 101, 102], [101, 102, 103], [102, 103, 0], [103, 0, 0], [110, 111, 0], [111, 0, 0]]
 EXPECTED_ACTION_PAD = [[F, F, F], [F, F, F], [F, F, T], [F, T, T], [F, F, T], [F, T, T]]
 EXPECTED_INDEX = [(0, 0), (0, 1), (0, 2), (0, 3), (1, 0), (1, 1)]
 
@@ -70,10 +87,8 @@ def test_edge_padding_is_normalised_and_zero_stays_zero(tiny: DemoDataset) -> No
     assert norm.keys == ["action", "obs/state"]  # the uint8 camera is skipped
     edge = WindowDataset(tiny, obs_horizon=2, action_horizon=3, normalizer=norm)[3]
     np.testing.assert_allclose(edge["action"][:, 0], norm.normalize("action", np.full(3, 103.0)))
-    np.testing.assert_allclose(edge["obs/state"][:, 0], [2 / 11 * 2 - 1, 3 / 11 * 2 - 1],
-                               rtol=1e-6)
-    zero = WindowDataset(tiny, obs_horizon=2, action_horizon=3, action_pad="zero",
-                         normalizer=norm)[5]
+    np.testing.assert_allclose(edge["obs/state"][:, 0], [2 / 11 * 2 - 1, 3 / 11 * 2 - 1], rtol=1e-6)
+    zero = WindowDataset(tiny, obs_horizon=2, action_horizon=3, action_pad="zero", normalizer=norm)[5]
     assert zero["action"][:, 0].tolist() == [1.0, 0.0, 0.0]  # 111 is the max -> 1
 
 
@@ -99,8 +114,7 @@ def test_episode_subset_and_split(tiny: DemoDataset) -> None:
 
 
 def test_dataloader_collates(tiny: DemoDataset) -> None:
-    batch = next(iter(DataLoader(WindowDataset(tiny, obs_horizon=2, action_horizon=3),
-                                 batch_size=4)))
+    batch = next(iter(DataLoader(WindowDataset(tiny, obs_horizon=2, action_horizon=3), batch_size=4)))
     assert batch["obs/cam"].shape == (4, 2, 2, 2, 3) and batch["action"].shape == (4, 3, 1)
     assert batch["episode"].tolist() == [0, 0, 0, 0]
 
@@ -134,14 +148,14 @@ def test_mean_std_and_torch_inputs() -> None:
 
 
 def test_state_dict_round_trip_through_safetensors(tmp_path: Path) -> None:
-    norm = Normalizer.from_arrays({"action": DATA, "obs/state": DATA[:, :2],
-                                   "obs/cam": np.zeros((3, 2, 2, 3), np.uint8)},
-                                  mode={"action": "min_max", "obs/state": "mean_std"})
+    norm = Normalizer.from_arrays(
+        {"action": DATA, "obs/state": DATA[:, :2], "obs/cam": np.zeros((3, 2, 2, 3), np.uint8)},
+        mode={"action": "min_max", "obs/state": "mean_std"},
+    )
     sd = norm.state_dict(prefix="normalizer.")
     assert "normalizer.action.min" in sd and "normalizer.obs/cam.min" not in sd
     save_file({**sd, "policy.weight": torch.ones(2)}, tmp_path / "model.safetensors")
-    back = Normalizer.from_state_dict(load_file(tmp_path / "model.safetensors"),
-                                      prefix="normalizer.")
+    back = Normalizer.from_state_dict(load_file(tmp_path / "model.safetensors"), prefix="normalizer.")
     assert back.modes == {"action": "min_max", "obs/state": "mean_std"}
     for key in ("action", "obs/state"):
         x = DATA[:, : 3 if key == "action" else 2]
@@ -152,11 +166,23 @@ def test_past_actions_and_extra_arrays(tiny: DemoDataset) -> None:
     """action_offset=-1 starts the action window one step back (edge-padded before the episode
     start, flagged as padding); `arrays` adds per-frame observation keys such as cached embeddings."""
     embedding = np.arange(6, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)
-    wd = WindowDataset(tiny, obs_keys=["embedding"], obs_horizon=2, action_horizon=3, action_offset=-1,
-                       arrays={"obs/embedding": embedding})
+    wd = WindowDataset(
+        tiny,
+        obs_keys=["embedding"],
+        obs_horizon=2,
+        action_horizon=3,
+        action_offset=-1,
+        arrays={"obs/embedding": embedding},
+    )
     batch = wd.batch(np.arange(6))
-    assert batch["action"][:, :, 0].tolist() == [[100, 100, 101], [100, 101, 102], [101, 102, 103], [102, 103, 103],
-                                                [110, 110, 111], [110, 111, 111]]
+    assert batch["action"][:, :, 0].tolist() == [
+        [100, 100, 101],
+        [100, 101, 102],
+        [101, 102, 103],
+        [102, 103, 103],
+        [110, 110, 111],
+        [110, 111, 111],
+    ]
     assert batch["action_is_pad"].tolist() == [[T, F, F], [F, F, F], [F, F, F], [F, F, T], [T, F, F], [F, F, T]]
     assert batch["obs/embedding"][:, :, 0].tolist() == [[0, 0], [0, 1], [1, 2], [2, 3], [4, 4], [4, 5]]
     with pytest.raises(ValueError, match="rows"):

@@ -5,6 +5,7 @@ catches it in execution and the Designer's revision is accepted; the second roun
 gets the Trajectory Analyzer's summary. Then the same run is replayed offline from
 the recorded exchanges, with the server stopped, and must leave identical artifacts.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,12 +16,12 @@ from helpers import assert_one_line_error, run_cli
 from llm_double import ScriptedChatServer
 
 GOOD = (Path(__file__).parent.parent / "agents" / "auto_mc_reward" / "rewards" / "collect_wood.py").read_text()
-BAD = '''def reward(view, memory):
+BAD = """def reward(view, memory):
     # Thoughts: reward wood, but this divides by zero after a few steps.
     wood = view["inventory"]["wood"]
     ratio = 1 / (3 - min(view["step"], 3))
     return float(wood), {"sparse": float(wood), "dense": ratio}
-'''
+"""
 
 TINY = [
     "train.total_steps=256",
@@ -38,14 +39,18 @@ def scripted_llm(body: dict) -> str:
     if "reviewer" in system:
         return 'Looks consistent.\n```json\n{"verdict": "pass", "problems": [], "suggestions": []}\n```'
     if "analyse" in system:
-        return "- The agent often dies at night before reaching a tree.\n- Suggestion: reward approaching trees earlier."
+        return (
+            "- The agent often dies at night before reaching a tree.\n- Suggestion: reward approaching trees earlier."
+        )
     first_round = "None yet: this is the first design." in body["messages"][1]["content"]
     revising = "The Reward Critic found problems" in user
     return f"```python\n{BAD if first_round and not revising else GOOD}```"
 
 
 def _design(run_dir: Path, *args: str):
-    return run_cli("embodied.agents.auto_mc_reward.loop", "task=CollectWood", *TINY, f"run_dir={run_dir}", *args, timeout=600)
+    return run_cli(
+        "embodied.agents.auto_mc_reward.loop", "task=CollectWood", *TINY, f"run_dir={run_dir}", *args, timeout=600
+    )
 
 
 def test_full_loop_records_then_replays_identically(tmp_path: Path) -> None:
@@ -64,48 +69,86 @@ def test_full_loop_records_then_replays_identically(tmp_path: Path) -> None:
     assert error["view"]["step"] >= 3, "the Critic must see the view that broke the code"
     assert "ZeroDivisionError" in bodies[1]["messages"][-1]["content"], "the error goes back to the Designer"
     round2 = bodies[4]["messages"][1]["content"]
-    assert "dies at night" in round2 and '"success_rate"' in round2, "round 2's Designer sees the Analyzer's statistics and summary"
+    assert "dies at night" in round2 and '"success_rate"' in round2, (
+        "round 2's Designer sees the Analyzer's statistics and summary"
+    )
     for k in ("1", "2"):
         it = first / "iterations" / k
         assert all((it / name).exists() for name in ARTIFACTS)
         assert (it / "reward.py").read_text() == GOOD
         metrics = json.loads((it / "metrics.json").read_text())
-        assert metrics["status"] == "trained" and metrics["train_steps"] >= 256 and 0.0 <= metrics["success_rate"] <= 1.0
+        assert (
+            metrics["status"] == "trained" and metrics["train_steps"] >= 256 and 0.0 <= metrics["success_rate"] <= 1.0
+        )
         assert (it / "train" / "summary.json").exists()
     summary = json.loads((first / "summary.json").read_text())
-    assert summary["best_iteration"] in (1, 2) and (first / "best").resolve() == (first / "iterations" / str(summary["best_iteration"])).resolve()
+    assert (
+        summary["best_iteration"] in (1, 2)
+        and (first / "best").resolve() == (first / "iterations" / str(summary["best_iteration"])).resolve()
+    )
     assert len(list((first / "llm_store").glob("*.json"))) == 7
 
     replay = tmp_path / "replay"
-    proc = _design(replay, "llm.base_url=http://127.0.0.1:9/v1", "llm.api_key_env=", "llm.mode=replay", f"llm.store={first / 'llm_store'}")
+    proc = _design(
+        replay,
+        "llm.base_url=http://127.0.0.1:9/v1",
+        "llm.api_key_env=",
+        "llm.mode=replay",
+        f"llm.store={first / 'llm_store'}",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for k in ("1", "2"):
         for name in ARTIFACTS:
-            assert (replay / "iterations" / k / name).read_bytes() == (first / "iterations" / k / name).read_bytes(), f"iteration {k}/{name} differs in replay"
+            assert (replay / "iterations" / k / name).read_bytes() == (first / "iterations" / k / name).read_bytes(), (
+                f"iteration {k}/{name} differs in replay"
+            )
 
 
 def test_unreachable_endpoint_fails_before_training(tmp_path: Path) -> None:
     run_dir = tmp_path / "down"
-    proc = _design(run_dir, "llm.base_url=http://127.0.0.1:9/v1", "llm.api_key_env=", "llm.retries=0", "llm.timeout_s=2")
+    proc = _design(
+        run_dir, "llm.base_url=http://127.0.0.1:9/v1", "llm.api_key_env=", "llm.retries=0", "llm.timeout_s=2"
+    )
     assert_one_line_error(proc, "127.0.0.1:9")
     assert not (run_dir / "iterations").exists()
 
 
 def test_extracting_code_and_reviews() -> None:
-    assert extract_code("Here:\n```python\ndef reward(view, memory):\n    return 0.0, {}\n```\nDone") == "def reward(view, memory):\n    return 0.0, {}\n"
+    assert (
+        extract_code("Here:\n```python\ndef reward(view, memory):\n    return 0.0, {}\n```\nDone")
+        == "def reward(view, memory):\n    return 0.0, {}\n"
+    )
     assert extract_code("no code here") is None
     assert extract_json('sure ```json\n{"verdict": "pass"}\n```') == {"verdict": "pass"}
     assert extract_json("not json {") is None
 
 
-TINY_TRAIN = ["total_steps=128", "env.num_envs=2", "agent.n_steps=64", "agent.batch_size=64", "agent.n_epochs=1", "agent.net_arch=[32]", "env.max_episode_steps=40", "eval.episodes=1", "eval.video=false", "log_every=64"]
+TINY_TRAIN = [
+    "total_steps=128",
+    "env.num_envs=2",
+    "agent.n_steps=64",
+    "agent.batch_size=64",
+    "agent.n_epochs=1",
+    "agent.net_arch=[32]",
+    "env.max_episode_steps=40",
+    "eval.episodes=1",
+    "eval.video=false",
+    "log_every=64",
+]
 
 
 def test_handwritten_reward_trains_and_logs_its_components(tmp_path: Path) -> None:
     from embodied.metrics import read_metrics
 
     run_dir = tmp_path / "hand"
-    run_cli("embodied.train", "experiment=ppo_crafter_collect_wood", "reward=handwritten", *TINY_TRAIN, f"run_dir={run_dir}", check=True)
+    run_cli(
+        "embodied.train",
+        "experiment=ppo_crafter_collect_wood",
+        "reward=handwritten",
+        *TINY_TRAIN,
+        f"run_dir={run_dir}",
+        check=True,
+    )
     rows = read_metrics(run_dir / "metrics.csv")
     assert any("charts/reward/dense" in r and "charts/reward/sparse" in r for r in rows)
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "complete"
@@ -115,6 +158,13 @@ def test_a_reward_that_fails_in_training_stops_the_run(tmp_path: Path) -> None:
     reward = tmp_path / "reward.py"
     reward.write_text(BAD)
     run_dir = tmp_path / "bad"
-    proc = run_cli("embodied.train", "experiment=ppo_crafter_collect_wood", "reward=designed", f"reward.path={reward}", *TINY_TRAIN, f"run_dir={run_dir}")
+    proc = run_cli(
+        "embodied.train",
+        "experiment=ppo_crafter_collect_wood",
+        "reward=designed",
+        f"reward.path={reward}",
+        *TINY_TRAIN,
+        f"run_dir={run_dir}",
+    )
     assert_one_line_error(proc, "exception at line 4", "ZeroDivisionError")
     assert not (run_dir / "summary.json").exists(), "a run whose reward failed must not look complete"

@@ -5,6 +5,7 @@ timesteps and ACT's CVAE noise are drawn for the global batch and sliced; masked
 the global count. What is still drawn per rank is switched off here: dropout (agent.dropout=0,
 agent.attn_dropout=0) and random crops (state observations only, no cameras).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,42 @@ from embodied.metrics import read_metrics
 from helpers import run_cli
 
 STEPS = 4
-COMMON = ["experiment=ptp_memory", "agent.batch_size=8", "eval.episodes=0", "log_every=1", "torch_threads=1", "logger=[csv]"]
-TINY_ACT = ["agent=act_jepa", "agent.dim=32", "agent.heads=4", "agent.ffn=64", "agent.encoder_layers=1", "agent.predictor_dim=16", "agent.predictor_heads=2",
-            "agent.predictor_ffn=32", "agent.predictor_layers=1", "agent.chunk=8", "agent.dropout=0", "agent.cvae=true", "agent.latent_dim=4", "agent.cvae_layers=1"]
-TINY_PTP = ["agent.dim=32", "agent.heads=4", "agent.layers=1", "agent.embed_dim=32", "agent.n_obs_steps=4", "agent.horizon=10", "agent.n_action_steps=4",
-            "agent.attn_dropout=0", "agent.val_every=2", "agent.val_batches=1"]
+COMMON = [
+    "experiment=ptp_memory",
+    "agent.batch_size=8",
+    "eval.episodes=0",
+    "log_every=1",
+    "torch_threads=1",
+    "logger=[csv]",
+]
+TINY_ACT = [
+    "agent=act_jepa",
+    "agent.dim=32",
+    "agent.heads=4",
+    "agent.ffn=64",
+    "agent.encoder_layers=1",
+    "agent.predictor_dim=16",
+    "agent.predictor_heads=2",
+    "agent.predictor_ffn=32",
+    "agent.predictor_layers=1",
+    "agent.chunk=8",
+    "agent.dropout=0",
+    "agent.cvae=true",
+    "agent.latent_dim=4",
+    "agent.cvae_layers=1",
+]
+TINY_PTP = [
+    "agent.dim=32",
+    "agent.heads=4",
+    "agent.layers=1",
+    "agent.embed_dim=32",
+    "agent.n_obs_steps=4",
+    "agent.horizon=10",
+    "agent.n_action_steps=4",
+    "agent.attn_dropout=0",
+    "agent.val_every=2",
+    "agent.val_batches=1",
+]
 
 
 def torchrun(*args: str, cwd: Path, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -37,7 +69,16 @@ def torchrun(*args: str, cwd: Path, nproc: int = 2, timeout: float = 300) -> sub
     tmp = cwd / "tmp"
     tmp.mkdir(exist_ok=True)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", "-m", "embodied.train", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "embodied.train",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
 
@@ -64,7 +105,7 @@ def without_key_biases(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     for key, value in tensors.items():
         value = value.float().clone()
         if key.endswith("in_proj_bias"):
-            value[len(value) // 3:2 * len(value) // 3] = 0
+            value[len(value) // 3 : 2 * len(value) // 3] = 0
         out[key] = value
     return out
 
@@ -98,7 +139,9 @@ def test_act_jepa_two_processes_train_like_one_and_resume(demos: Path, tmp_path:
     one, two = tmp_path / "one", tmp_path / "two"
     run_cli("embodied.train", *args, f"run_dir={one}", check=True)
     proc = check(torchrun(*args, f"run_dir={two}", cwd=tmp_path))
-    assert proc.stdout.strip().splitlines()[-1] == str(two) and proc.stdout.count(str(two)) == 1  # rank 0 prints the run dir
+    assert (
+        proc.stdout.strip().splitlines()[-1] == str(two) and proc.stdout.count(str(two)) == 1
+    )  # rank 0 prints the run dir
     assert_same_training(one, two)
     # rank 0 alone wrote: one row per step, no stray output of rank 1 (its Hydra folder is gone, no runs/ here)
     assert [r["step"] for r in read_metrics(two / "metrics.csv")] == [1.0, 2.0, 3.0, 4.0]
@@ -153,9 +196,14 @@ def test_ranks_split_the_global_batch_and_refuse_an_uneven_one(monkeypatch) -> N
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("RANK", "2")
     assert distributed.local_rows(8) == slice(4, 6) and not distributed.is_main()
-    with pytest.raises(ConfigError, match=r"agent.batch_size \(10\) is the global batch and must be divisible by the number of processes \(4\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"agent.batch_size \(10\) is the global batch and must be divisible by the number of processes \(4\)",
+    ):
         distributed.local_rows(10)
-    with pytest.raises(ConfigError, match="agent 'ppo' does not support multi-process training; run it without torchrun"):
+    with pytest.raises(
+        ConfigError, match="agent 'ppo' does not support multi-process training; run it without torchrun"
+    ):
         distributed.require_single_process("ppo")
 
 
@@ -165,7 +213,14 @@ def test_ranks_above_zero_write_hydra_output_to_a_throwaway_folder(monkeypatch, 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     argv = distributed.worker_argv(["seed=1", "run_dir=/x/run", "hydra.run.dir=/x/run"])
     scratch = next(tmp_path.glob(f"{distributed.WORKER_DIR_PREFIX}1-*"))
-    assert argv == ["seed=1", "run_dir=/x/run", f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}", "hydra.output_subdir=null", "hydra.job_logging.root.level=WARNING"]
+    assert argv == [
+        "seed=1",
+        "run_dir=/x/run",
+        f"hydra.run.dir={scratch}",
+        f"hydra.sweep.dir={scratch}",
+        "hydra.output_subdir=null",
+        "hydra.job_logging.root.level=WARNING",
+    ]
     monkeypatch.setenv("RANK", "0")
     assert distributed.worker_argv(["hydra.run.dir=/x/run"]) == ["hydra.run.dir=/x/run"]
 
@@ -185,17 +240,36 @@ def test_compiled_training_step_keeps_checkpoint_names(demos: Path, tmp_path: Pa
         def log(self, step: int, metrics: dict) -> None:
             pass
 
-    sizes = dict(dim=32, heads=4, layers=1, embed_dim=32, n_obs_steps=4, horizon=10, n_action_steps=4, batch_size=8, attn_dropout=0.0, val_every=0)
+    sizes = dict(
+        dim=32,
+        heads=4,
+        layers=1,
+        embed_dim=32,
+        n_obs_steps=4,
+        horizon=10,
+        n_action_steps=4,
+        batch_size=8,
+        attn_dropout=0.0,
+        val_every=0,
+    )
     factory = EnvFactory(MemoryPickPlaceConfig())
     env = factory.make()
     agents = {}
     for compiled in (False, True):
         torch.manual_seed(0)
-        agent = PTPAgent(PTPConfig(dataset=str(demos), compile=compiled, **sizes), env.observation_space, env.action_space, torch.device("cpu"), 0)
+        agent = PTPAgent(
+            PTPConfig(dataset=str(demos), compile=compiled, **sizes),
+            env.observation_space,
+            env.action_space,
+            torch.device("cpu"),
+            0,
+        )
         agent.learn(factory, 2, Hooks())
         agent.save(tmp_path)
         agents[compiled] = (agent.metrics["losses/loss"], load_file(str(tmp_path / "model.safetensors")))
     assert agents[True][1].keys() == agents[False][1].keys() and not any("_orig_mod" in k for k in agents[True][1])
     assert agents[True][0] == pytest.approx(agents[False][0], rel=1e-4)
-    fresh = PTPAgent(PTPConfig(dataset=str(demos), **sizes), env.observation_space, env.action_space, torch.device("cpu"), 0)
+    fresh = PTPAgent(
+        PTPConfig(dataset=str(demos), **sizes), env.observation_space, env.action_space, torch.device("cpu"), 0
+    )
     fresh.load(tmp_path)

@@ -8,6 +8,7 @@
   resolves to a file, and every `#anchor` to a heading of its target;
 - README.md has at most 250 lines and no table cell over 200 characters.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,7 +20,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
-DOCS = sorted([README, *(ROOT / "docs").glob("*.md"), *(ROOT / "agents").glob("*/README.md"), ROOT / "benchmarks" / "README.md"])
+DOCS = sorted(
+    [README, *(ROOT / "docs").glob("*.md"), *(ROOT / "agents").glob("*/README.md"), ROOT / "benchmarks" / "README.md"]
+)
 
 
 def _pyproject() -> dict:
@@ -49,8 +52,12 @@ CHECKS = {
     "embodied-collect": ("schema", "embodied.collect:CollectConfig"),
     "embodied-report": ("schema", "embodied.report:ReportConfig"),
 }
-MODULE_COMMANDS = {"embodied.train": "embodied-train", "embodied.rollout": "embodied-rollout",
-                   "embodied.collect": "embodied-collect", "embodied.report": "embodied-report"}
+MODULE_COMMANDS = {
+    "embodied.train": "embodied-train",
+    "embodied.rollout": "embodied-rollout",
+    "embodied.collect": "embodied-collect",
+    "embodied.report": "embodied-report",
+}
 MAX_README_LINES, MAX_CELL = 250, 200
 
 
@@ -131,14 +138,16 @@ def check_command(tokens: list[str]) -> None:
         check_arguments(word, args)
     elif word == "make":
         targets = [a for a in args if "=" not in a]
-        assert targets and set(targets) <= MAKE_TARGETS, f"make {' '.join(args)}: targets must be among {sorted(MAKE_TARGETS)}"
+        assert targets and set(targets) <= MAKE_TARGETS, (
+            f"make {' '.join(args)}: targets must be among {sorted(MAKE_TARGETS)}"
+        )
         for a in args:
             if a.startswith("ARGS=") and "train" in targets:
                 check_arguments("embodied-train", shlex.split(a.removeprefix("ARGS=")))
     elif "-m" in args and args[args.index("-m") + 1].startswith("embodied"):  # python -m / torchrun -m
         module = args[args.index("-m") + 1]
         assert module in MODULE_COMMANDS, f"-m {module}: not an entry point ({', '.join(MODULE_COMMANDS)})"
-        check_arguments(MODULE_COMMANDS[module], args[args.index("-m") + 2:])
+        check_arguments(MODULE_COMMANDS[module], args[args.index("-m") + 2 :])
     elif word.startswith("python") and args and args[0].endswith(".py"):
         assert (ROOT / args[0]).is_file(), f"{args[0]} does not exist"
     else:
@@ -195,7 +204,9 @@ def test_relative_links_resolve(doc: Path) -> None:
 
 def test_readme_is_short_with_short_table_cells() -> None:
     lines = README.read_text().splitlines()
-    assert len(lines) <= MAX_README_LINES, f"README.md has {len(lines)} lines (at most {MAX_README_LINES}); move detail to docs/"
+    assert len(lines) <= MAX_README_LINES, (
+        f"README.md has {len(lines)} lines (at most {MAX_README_LINES}); move detail to docs/"
+    )
     long_cells = []
     for number, line in enumerate(lines, 1):
         if line.lstrip().startswith("|"):

@@ -7,18 +7,19 @@ config schema and the one-line errors. Constructed states use
 `reset(options={"internal": ..., "mapping": ...})`, `place_robot` and `place_resource`;
 with a zero action the robot stays where it was placed.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import warnings
 
-import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import embodied.envs
 from embodied.config import EnvConfig
 from embodied.envs.navigation.configs import ForagingConfig
@@ -71,7 +72,9 @@ def test_check_env_with_the_render_check():
 
 def test_constructor_matches_the_config_schema():
     common = {f.name for f in dataclasses.fields(EnvConfig)}
-    schema = {f.name: getattr(ForagingConfig(), f.name) for f in dataclasses.fields(ForagingConfig) if f.name not in common}
+    schema = {
+        f.name: getattr(ForagingConfig(), f.name) for f in dataclasses.fields(ForagingConfig) if f.name not in common
+    }
     params = inspect.signature(HomeostaticForagingEnv).parameters
     assert set(params) == set(schema) | {"render_mode"}
     for name, default in schema.items():
@@ -85,7 +88,9 @@ def test_yaml_composes_and_builds_the_env():
     from embodied.cli import compose, to_dataclass
 
     try:
-        cfg = to_dataclass(compose("config", ["~experiment", "env=foraging", "env.reward=survival", "env.shift_schedule=[5,9]"]))
+        cfg = to_dataclass(
+            compose("config", ["~experiment", "env=foraging", "env.reward=survival", "env.shift_schedule=[5,9]"])
+        )
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(cfg.env, ForagingConfig) and cfg.env.id == ENV_ID

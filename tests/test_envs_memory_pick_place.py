@@ -6,6 +6,7 @@ and with action noise 0.1), the memory property by construction (forced targets 
 give identical observations after the cue for the same actions; the wrong pad is no
 success), the one-line errors, and `embodied-collect` on this env.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,12 +15,12 @@ import re
 import warnings
 from pathlib import Path
 
-import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import embodied.envs
 from embodied.config import EnvConfig
 from embodied.data import DemoDataset
@@ -51,7 +52,14 @@ def test_registered_and_check_env_state() -> None:
 
 
 def test_check_env_state_pixels_with_render_check() -> None:
-    env = gym.make(ENV_ID, obs_mode="state+pixels", cameras=["front", "top"], image_size=[32, 40], render_mode="rgb_array", render_size=[24, 32])
+    env = gym.make(
+        ENV_ID,
+        obs_mode="state+pixels",
+        cameras=["front", "top"],
+        image_size=[32, 40],
+        render_mode="rgb_array",
+        render_size=[24, 32],
+    )
     assert set(env.observation_space.spaces) == {"state", "front", "top"}
     assert _no_warnings(lambda: check_env(env.unwrapped)) == []
     obs, _ = env.reset(seed=0)
@@ -73,7 +81,11 @@ def test_pixels_mode_and_render() -> None:
 
 def test_constructor_matches_the_config_schema() -> None:
     common = {f.name for f in dataclasses.fields(EnvConfig)}
-    schema = {f.name: getattr(MemoryPickPlaceConfig(), f.name) for f in dataclasses.fields(MemoryPickPlaceConfig) if f.name not in common}
+    schema = {
+        f.name: getattr(MemoryPickPlaceConfig(), f.name)
+        for f in dataclasses.fields(MemoryPickPlaceConfig)
+        if f.name not in common
+    }
     params = inspect.signature(MemoryPickPlaceEnv).parameters
     assert set(params) == set(schema) | {"render_mode"}
     for name, default in schema.items():
@@ -88,7 +100,9 @@ def test_yaml_composes_and_builds_the_env() -> None:
     from embodied.envs.factory import env_kwargs
 
     try:
-        cfg = to_dataclass(compose("config", ["~experiment", "env=memory_pick_place", "env.cue_steps=5", "env.obs_mode=state+pixels"]))
+        cfg = to_dataclass(
+            compose("config", ["~experiment", "env=memory_pick_place", "env.cue_steps=5", "env.obs_mode=state+pixels"])
+        )
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(cfg.env, MemoryPickPlaceConfig) and cfg.env.id == ENV_ID
@@ -256,7 +270,10 @@ def test_bad_options_raise_one_line_config_errors(kwargs, needle) -> None:
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("options, needle", [({"target": 2}, "0 .left pad. or 1"), ({"target": "left"}, "0 .left pad. or 1"), ({"goal": 0}, "target")])
+@pytest.mark.parametrize(
+    "options, needle",
+    [({"target": 2}, "0 .left pad. or 1"), ({"target": "left"}, "0 .left pad. or 1"), ({"goal": 0}, "target")],
+)
 def test_bad_reset_options_raise_one_line_config_errors(options, needle) -> None:
     with pytest.raises(ConfigError, match=needle) as err:
         MemoryPickPlaceEnv().reset(seed=0, options=options)

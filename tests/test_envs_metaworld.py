@@ -7,26 +7,31 @@ orientation, the scripted experts, and the one-line errors for bad input.
 Software rendering (OSMesa) costs ~60 ms per camera image on a 2-core machine,
 whatever the image size, so the pixel tests use one or two cameras and few frames.
 """
+
 from __future__ import annotations
 
 import re
 import warnings
 from typing import Callable
 
-import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import embodied.envs
 from embodied.envs.manipulation.metaworld import CAMERAS, OBS_MODES, TASKS, MetaWorldEnv
 from embodied.errors import ConfigError
 
 GOAL = slice(36, 39)  # goal position inside the 39-d state
 # Single-task ids; the multi-task ones (MetaWorld-MT15-v0, ...) are tested in test_envs_metaworld_multitask.py.
-ALL_IDS = [env_id for env_id in embodied.envs.REGISTERED if env_id.removeprefix("embodied/MetaWorld-").removesuffix("-v0") in TASKS]
+ALL_IDS = [
+    env_id
+    for env_id in embodied.envs.REGISTERED
+    if env_id.removeprefix("embodied/MetaWorld-").removesuffix("-v0") in TASKS
+]
 
 
 def _id(task: str) -> str:
@@ -107,8 +112,12 @@ def test_check_env_state_with_render_check(env_id: str) -> None:
 def test_check_env_pixel_modes(task: str, obs_mode: str, cameras: tuple[str, ...]) -> None:
     def make() -> gym.Env:
         return gym.make(
-            _id(task), obs_mode=obs_mode, cameras=cameras, image_size=(32, 40),
-            render_mode="rgb_array", render_size=(24, 32),
+            _id(task),
+            obs_mode=obs_mode,
+            cameras=cameras,
+            image_size=(32, 40),
+            render_mode="rgb_array",
+            render_size=(24, 32),
         )
 
     assert _unexpected_checker_warnings(make, skip_render_check=False) == []

@@ -5,6 +5,7 @@ rates in the evaluation metrics.
 Building an env builds one `MetaWorldEnv` per task (~0.1 s each), so the tests share
 one MT15 env and otherwise use two-task envs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,11 +13,12 @@ import inspect
 from collections import Counter
 from pathlib import Path
 
-import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import gymnasium as gym
 import numpy as np
 import pytest
+from test_envs_metaworld import _unexpected_checker_warnings
 
+import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import embodied.envs
 from embodied.config import EnvConfig
 from embodied.data import DemoDataset
@@ -27,7 +29,6 @@ from embodied.errors import ConfigError, DatasetError
 from embodied.evaluation import EpisodeResult, episode_metrics, run_episodes, summarize
 from embodied.wrappers import EpisodeStatistics
 from helpers import run_cli
-from test_envs_metaworld import _unexpected_checker_warnings
 
 GENERIC = "embodied/MetaWorld-multitask-v0"
 TWO = ["coffee-button", "reach"]  # fast experts: success after ~40 steps
@@ -49,9 +50,21 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
 # --- registration, suites, Gymnasium API ----------------------------------------------
 def test_suites_and_registered_ids() -> None:
     assert SUITES["MT15"] == (
-        "button-press-topdown", "button-press-topdown-wall", "button-press", "button-press-wall",
-        "coffee-button", "coffee-pull", "coffee-push", "drawer-open", "faucet-open", "faucet-close",
-        "disassemble", "door-open", "door-close", "window-open", "window-close",
+        "button-press-topdown",
+        "button-press-topdown-wall",
+        "button-press",
+        "button-press-wall",
+        "coffee-button",
+        "coffee-pull",
+        "coffee-push",
+        "drawer-open",
+        "faucet-open",
+        "faucet-close",
+        "disassemble",
+        "door-open",
+        "door-close",
+        "window-open",
+        "window-close",
     )
     assert len(SUITES["MT10"]) == 10 and set(SUITES["MT10"]) <= set(TASKS)
     assert SUITES["MT50"] == TASKS and list(TASKS) == sorted(TASKS)
@@ -61,20 +74,34 @@ def test_suites_and_registered_ids() -> None:
 
 
 def test_check_env_mt15_state() -> None:
-    unexpected = _unexpected_checker_warnings(lambda: gym.make("embodied/MetaWorld-MT15-v0"), skip_render_check=True, skip_close_check=True)
+    unexpected = _unexpected_checker_warnings(
+        lambda: gym.make("embodied/MetaWorld-MT15-v0"), skip_render_check=True, skip_close_check=True
+    )
     assert unexpected == []
 
 
 @pytest.mark.parametrize("obs_mode", ["pixels", "state+pixels"])
 def test_check_env_pixel_modes(obs_mode: str) -> None:
     def make() -> gym.Env:
-        return gym.make(GENERIC, tasks=TWO, obs_mode=obs_mode, cameras=("corner",), image_size=(24, 32), render_mode="rgb_array", render_size=(24, 32))
+        return gym.make(
+            GENERIC,
+            tasks=TWO,
+            obs_mode=obs_mode,
+            cameras=("corner",),
+            image_size=(24, 32),
+            render_mode="rgb_array",
+            render_size=(24, 32),
+        )
 
     assert _unexpected_checker_warnings(make, skip_render_check=obs_mode != "pixels") == []
 
 
 def test_observation_keys_per_mode() -> None:
-    for obs_mode, keys in [("state", {"state", "task"}), ("pixels", {"corner", "topview", "task"}), ("state+pixels", {"state", "corner", "topview", "task"})]:
+    for obs_mode, keys in [
+        ("state", {"state", "task"}),
+        ("pixels", {"corner", "topview", "task"}),
+        ("state+pixels", {"state", "corner", "topview", "task"}),
+    ]:
         env = gym.make(GENERIC, tasks=TWO, obs_mode=obs_mode, cameras=("corner", "topview"), image_size=(16, 20))
         obs, _ = env.reset(seed=0)
         assert set(obs) == set(env.observation_space.spaces) == keys, obs_mode
@@ -189,7 +216,9 @@ def test_yaml_composes_and_builds_the_env() -> None:
     from embodied.cli import compose, to_dataclass
 
     try:
-        cfg = to_dataclass(compose("config", ["~experiment", "env=metaworld_multitask", "env.suite=MT10", "env.obs_mode=state"]))
+        cfg = to_dataclass(
+            compose("config", ["~experiment", "env=metaworld_multitask", "env.suite=MT10", "env.obs_mode=state"])
+        )
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(cfg.env, MetaWorldMultiTaskConfig) and cfg.env.id == "embodied/MetaWorld-MT10-v0"
@@ -200,7 +229,9 @@ def test_yaml_composes_and_builds_the_env() -> None:
     assert set(params) == set(kwargs) | {"tasks", "render_mode"}
     for name in set(kwargs) - {"suite"}:  # the schema's defaults are the env's
         default = params[name].default
-        assert (list(default) if isinstance(default, tuple) else default) == getattr(MetaWorldMultiTaskConfig(), name), name
+        assert (list(default) if isinstance(default, tuple) else default) == getattr(
+            MetaWorldMultiTaskConfig(), name
+        ), name
     env = embodied.envs.make(cfg.env.id, **kwargs)
     assert env.unwrapped.tasks == SUITES["MT10"]
     env.close()
@@ -239,7 +270,15 @@ def test_run_episodes_and_episode_statistics_carry_the_task() -> None:
 # --- embodied-collect ----------------------------------------------------------------------
 def test_collect_episodes_per_task(tmp_path: Path) -> None:
     out = tmp_path / "two"
-    run_cli("embodied.collect", f"env={GENERIC}", f"tasks=[{','.join(TWO)}]", "episodes=1", f"out={out}", "max_episode_steps=80", check=True)
+    run_cli(
+        "embodied.collect",
+        f"env={GENERIC}",
+        f"tasks=[{','.join(TWO)}]",
+        "episodes=1",
+        f"out={out}",
+        "max_episode_steps=80",
+        check=True,
+    )
     ds = DemoDataset.open(out)
     assert ds.num_episodes == 2 and ds.num_steps == 160 and set(ds.obs_keys) == {"state", "task"}
     assert ds.attrs["tasks"] == TWO and ds.attrs["episode_tasks"] == TWO
@@ -253,9 +292,21 @@ def test_collect_episodes_per_task(tmp_path: Path) -> None:
 def test_collect_multitask_failure_is_one_line(tmp_path: Path) -> None:
     from embodied.collect import CollectConfig, collect
 
-    args = CollectConfig(env=GENERIC, tasks=TWO, episodes=1, out=str(tmp_path / "noisy"), action_noise=5.0, max_attempts=2, max_episode_steps=20)
+    args = CollectConfig(
+        env=GENERIC,
+        tasks=TWO,
+        episodes=1,
+        out=str(tmp_path / "noisy"),
+        action_noise=5.0,
+        max_attempts=2,
+        max_episode_steps=20,
+    )
     with pytest.raises(DatasetError) as err:
         collect(args)
     message = _one_line(err)
-    assert "0/2 episodes (1 per task of 2)" in message and "short: coffee-button 0/1" in message and "nothing written" in message
+    assert (
+        "0/2 episodes (1 per task of 2)" in message
+        and "short: coffee-button 0/1" in message
+        and "nothing written" in message
+    )
     assert not (tmp_path / "noisy").exists()

@@ -1,4 +1,5 @@
 """Crafter-backed Minecraft tasks: registration, spaces, fidelity to raw Crafter, info["mc"], deaths."""
+
 from __future__ import annotations
 
 import crafter
@@ -24,7 +25,14 @@ def _state(env) -> tuple:
     """Everything that defines a Crafter game state, comparable across implementations."""
     world, player = env._world, env._player
     objs = tuple((type(o).__name__, tuple(int(v) for v in o.pos), o.health) for o in world.objects)
-    return (world._mat_map.tobytes(), objs, tuple(player.inventory.items()), tuple(player.facing), player.sleeping, world.random.random_sample())
+    return (
+        world._mat_map.tobytes(),
+        objs,
+        tuple(player.inventory.items()),
+        tuple(player.facing),
+        player.sleeping,
+        world.random.random_sample(),
+    )
 
 
 def _peek_state(env) -> tuple:
@@ -53,7 +61,11 @@ def test_world_generation_matches_crafter(seed):
         player = objects.Player(world, (32, 32))
         world.add(player)
         fn(world, player)
-        return world._mat_map.copy(), [(type(o).__name__, tuple(o.pos)) for o in world.objects], world.random.random_sample()
+        return (
+            world._mat_map.copy(),
+            [(type(o).__name__, tuple(o.pos)) for o in world.objects],
+            world.random.random_sample(),
+        )
 
     ours, theirs = generate(worldgen.generate_world), generate(crafter_worldgen.generate_world)
     np.testing.assert_array_equal(ours[0], theirs[0])
@@ -112,7 +124,7 @@ def test_two_envs_with_one_seed_stay_identical():
     a.reset(seed=3)
     b.reset(seed=3)
     for _ in range(300):
-        ra, rb = a.step(0), b.step(0)
+        ra, _ = a.step(0), b.step(0)
         assert _peek_state(a.engine) == _peek_state(b.engine)
         if ra[2]:
             break
@@ -169,12 +181,16 @@ def test_mc_view_keys_types_and_ranges():
             break
     mc = info["mc"]
     assert tuple(mc) == MC_KEYS
-    assert set(mc["inventory"]) == set(INVENTORY_ITEMS) and all(isinstance(v, int) and 0 <= v <= 9 for v in mc["inventory"].values())
+    assert set(mc["inventory"]) == set(INVENTORY_ITEMS) and all(
+        isinstance(v, int) and 0 <= v <= 9 for v in mc["inventory"].values()
+    )
     assert set(mc["life_stats"]) == {"health", "food", "drink", "energy"}
     assert all(isinstance(v, int) and 0 <= v <= 9 for v in mc["life_stats"].values())
     pos, facing = mc["location_stats"]["pos"], mc["location_stats"]["facing"]
     assert pos == tuple(int(v) for v in env.engine.player.pos) and facing in ((-1, 0), (1, 0), (0, -1), (0, 1))
-    assert "grass" in mc["near_blocks"] and all(isinstance(d, float) and 0 <= d <= 6 for d in mc["near_blocks"].values())
+    assert "grass" in mc["near_blocks"] and all(
+        isinstance(d, float) and 0 <= d <= 6 for d in mc["near_blocks"].values()
+    )
     assert all(isinstance(d, float) and d > 0 for d in mc["near_entities"].values())
     assert set(mc["target"]) == {"block", "entity"}
     assert set(mc["achievements"]) == set(ACHIEVEMENTS) and len(ACHIEVEMENTS) == 22

@@ -6,6 +6,7 @@ under minedojo/sim/handlers/agent/observations/) through the gym 0.21 API. The t
 cover each key of `info["mc"]`, that its keys and value types match the Crafter envs'
 `info["mc"]`, the Gymnasium conversion, `check_env`, death causes and `register()`.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,10 +31,16 @@ NVEC = (3, 3, 4, 25, 25, 8, 244, 36)  # MineDojo's NN action space at cam_interv
 NO_OP = np.array([0, 0, 0, 12, 12, 0, 0, 0])
 ATTACK, EQUIP = 3, 5
 _NO_DAMAGE = {
-    "damage_amount": np.zeros(1, np.float32), "damage_distance": np.zeros(1, np.float32),
-    "damage_pitch": np.zeros(1, np.float32), "damage_yaw": np.zeros(1, np.float32),
-    "hunger_damage": np.zeros(1, np.float32), "is_explosion": np.array(False), "is_fire_damage": np.array(False),
-    "is_magic_damage": np.array(False), "is_projectile": np.array(False), "is_unblockable": np.array(False),
+    "damage_amount": np.zeros(1, np.float32),
+    "damage_distance": np.zeros(1, np.float32),
+    "damage_pitch": np.zeros(1, np.float32),
+    "damage_yaw": np.zeros(1, np.float32),
+    "hunger_damage": np.zeros(1, np.float32),
+    "is_explosion": np.array(False),
+    "is_fire_damage": np.array(False),
+    "is_magic_damage": np.array(False),
+    "is_projectile": np.array(False),
+    "is_unblockable": np.array(False),
 }
 
 
@@ -59,7 +66,14 @@ class FakeMineDojoEnv:
     """
 
     def __init__(self, size=(24, 32), die_at=None, damage=None, success_at=None, cap=None, lidar=False):
-        self.size, self.die_at, self.damage, self.success_at, self.cap, self.lidar = size, die_at, damage, success_at, cap, lidar
+        self.size, self.die_at, self.damage, self.success_at, self.cap, self.lidar = (
+            size,
+            die_at,
+            damage,
+            success_at,
+            cap,
+            lidar,
+        )
         self.observation_space = {"rgb": _Space(shape=(3, *size))}
         self.action_space = _Space(nvec=NVEC)
         self.actions: list[np.ndarray] = []
@@ -107,18 +121,28 @@ class FakeMineDojoEnv:
         obs = {
             "rgb": self._rng.integers(0, 256, (3, *self.size), dtype=np.uint8),
             "inventory": {"name": np.array(self.names, dtype=object), "quantity": self.quantity.copy()},
-            "life_stats": {"life": np.array([self.life], np.float32), "food": np.array([self.food], np.float32),
-                           "oxygen": np.array([300.0], np.float32)},
-            "location_stats": {"pos": self.pos.astype(np.float32), "yaw": np.array([self.yaw], np.float32),
-                               "pitch": np.zeros(1, np.float32), "biome_id": np.array(1)},
+            "life_stats": {
+                "life": np.array([self.life], np.float32),
+                "food": np.array([self.food], np.float32),
+                "oxygen": np.array([300.0], np.float32),
+            },
+            "location_stats": {
+                "pos": self.pos.astype(np.float32),
+                "yaw": np.array([self.yaw], np.float32),
+                "pitch": np.zeros(1, np.float32),
+                "biome_id": np.array(1),
+            },
             "voxels": {"block_name": voxels, "is_solid": voxels != "air"},
             "damage_source": dict(self.damage or _NO_DAMAGE) if self.life <= 0 else dict(_NO_DAMAGE),
         }
         if self.lidar:
             obs["rays"] = {
-                "block_name": np.array(["wood", "stone"], dtype=object), "block_distance": np.array([2.0, 9.0], np.float32),
-                "entity_name": np.array(["cow", "zombie"], dtype=object), "entity_distance": np.array([1.5, 6.0], np.float32),
-                "ray_pitch": np.zeros(2, np.float32), "ray_yaw": np.array([0.0, 0.6], np.float32),
+                "block_name": np.array(["wood", "stone"], dtype=object),
+                "block_distance": np.array([2.0, 9.0], np.float32),
+                "entity_name": np.array(["cow", "zombie"], dtype=object),
+                "entity_distance": np.array([1.5, 6.0], np.float32),
+                "ray_pitch": np.zeros(2, np.float32),
+                "ray_yaw": np.array([0.0, 0.6], np.float32),
             }
         return obs
 
@@ -152,8 +176,18 @@ def registered(monkeypatch):
 
 # --- the mapping, key by key -----------------------------------------------------------
 def test_inventory_sums_slots_and_maps_names():
-    inv = _inventory(("log", 3), ("log", 5), ("planks", 4), ("cobblestone", 2), ("iron ore", 1), ("iron ingot", 2),
-                     ("wooden pickaxe", 1), ("stone sword", 1), ("beef", 2), ("crafting table", 1))
+    inv = _inventory(
+        ("log", 3),
+        ("log", 5),
+        ("planks", 4),
+        ("cobblestone", 2),
+        ("iron ore", 1),
+        ("iron ingot", 2),
+        ("wooden pickaxe", 1),
+        ("stone sword", 1),
+        ("beef", 2),
+        ("crafting table", 1),
+    )
     got = _mc(_obs(inventory=inv))["inventory"]
     assert got["wood"] == 8 and got["stone"] == 2 and got["iron"] == 3
     assert got["wood_pickaxe"] == 1 and got["stone_sword"] == 1 and got["diamond"] == 0
@@ -162,7 +196,9 @@ def test_inventory_sums_slots_and_maps_names():
     assert set(INVENTORY_ITEMS) <= set(got) and all(type(v) is int for v in got.values())
 
 
-@pytest.mark.parametrize("life, food, health_9, food_9", [(20, 20, 9, 9), (10, 19, 5, 9), (1, 0, 1, 0), (0.5, 17, 1, 8), (0, 3, 0, 2)])
+@pytest.mark.parametrize(
+    "life, food, health_9, food_9", [(20, 20, 9, 9), (10, 19, 5, 9), (1, 0, 1, 0), (0.5, 17, 1, 8), (0, 3, 0, 2)]
+)
 def test_life_stats_rescaled_to_crafter(life, food, health_9, food_9):
     stats = {"life": np.array([life], np.float32), "food": np.array([food], np.float32)}
     got = _mc(_obs(life_stats=stats))["life_stats"]
@@ -172,7 +208,18 @@ def test_life_stats_rescaled_to_crafter(life, food, health_9, food_9):
 
 @pytest.mark.parametrize(
     "yaw, facing",
-    [(0, (0, 1)), (90, (-1, 0)), (180, (0, -1)), (-180, (0, -1)), (-90, (1, 0)), (270, (1, 0)), (44, (0, 1)), (46, (-1, 0)), (359, (0, 1)), (-134, (1, 0))],
+    [
+        (0, (0, 1)),
+        (90, (-1, 0)),
+        (180, (0, -1)),
+        (-180, (0, -1)),
+        (-90, (1, 0)),
+        (270, (1, 0)),
+        (44, (0, 1)),
+        (46, (-1, 0)),
+        (359, (0, 1)),
+        (-134, (1, 0)),
+    ],
 )
 def test_yaw_to_facing(yaw, facing):
     location = {"pos": np.array([-0.5, 70.2, 3.7], np.float32), "yaw": np.array([yaw], np.float32)}
@@ -205,9 +252,14 @@ def test_rays_give_entities_and_crosshair_target():
 
 
 def test_rays_out_of_reach_and_null_entities():
-    rays = {"block_name": np.array(["stone", "air"], dtype=object), "block_distance": np.array([5.0, 10.0], np.float32),
-            "entity_name": np.array(["null", "skeleton"], dtype=object), "entity_distance": np.array([5.0, 2.0], np.float32),
-            "ray_pitch": np.array([0.0, 0.3], np.float32), "ray_yaw": np.zeros(2, np.float32)}
+    rays = {
+        "block_name": np.array(["stone", "air"], dtype=object),
+        "block_distance": np.array([5.0, 10.0], np.float32),
+        "entity_name": np.array(["null", "skeleton"], dtype=object),
+        "entity_distance": np.array([5.0, 2.0], np.float32),
+        "ray_pitch": np.array([0.0, 0.3], np.float32),
+        "ray_yaw": np.zeros(2, np.float32),
+    }
     got = _mc(_obs(rays=rays))
     assert got["near_entities"] == {"skeleton": 2.0}
     assert got["target"] == {"block": None, "entity": None}  # stone 5 blocks away is out of reach
@@ -271,13 +323,17 @@ def test_mc_has_exactly_the_crafter_keys_and_types(crafter_mc):
     assert tuple(ours) == MC_KEYS == tuple(crafter_mc)
     for key in MC_KEYS:
         assert type(ours[key]) is type(crafter_mc[key]), key
-    assert set(ours["life_stats"]) == set(crafter_mc["life_stats"]) and all(type(v) is int for v in ours["life_stats"].values())
+    assert set(ours["life_stats"]) == set(crafter_mc["life_stats"]) and all(
+        type(v) is int for v in ours["life_stats"].values()
+    )
     assert set(ours["location_stats"]) == set(crafter_mc["location_stats"])
     for value in (*ours["location_stats"].values(), *crafter_mc["location_stats"].values()):
         assert type(value) is tuple and len(value) == 2 and all(type(v) is int for v in value)
     assert set(ours["target"]) == set(crafter_mc["target"])
     assert all(v is None or type(v) is str for v in (*ours["target"].values(), *crafter_mc["target"].values()))
-    assert set(crafter_mc["inventory"]) <= set(ours["inventory"]) and all(type(v) is int for v in ours["inventory"].values())
+    assert set(crafter_mc["inventory"]) <= set(ours["inventory"]) and all(
+        type(v) is int for v in ours["inventory"].values()
+    )
     assert set(ours["achievements"]) == set(crafter_mc["achievements"])
     assert all(type(v) is bool for v in ours["achievements"].values())
     for key in ("near_blocks", "near_entities"):
@@ -421,7 +477,9 @@ def test_register_returns_nothing_without_minedojo(monkeypatch, capsys):
 
 
 def test_register_with_minedojo_adds_the_four_ids(registered):
-    assert registered == [f"embodied/MineDojo-{task}-v0" for task in ("CollectWood", "EatCow", "DiamondLava", "Survival")]
+    assert registered == [
+        f"embodied/MineDojo-{task}-v0" for task in ("CollectWood", "EatCow", "DiamondLava", "Survival")
+    ]
     assert gym.spec(registered[0]).max_episode_steps == 500 and gym.spec(registered[3]).max_episode_steps == 10000
     env = gym.make(registered[2], env=FakeMineDojoEnv())
     env.reset(seed=0)

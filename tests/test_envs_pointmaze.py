@@ -1,4 +1,5 @@
 """Gymnasium-Robotics point mazes: registration, spaces, seeding, goal success, rewards, rendering, options."""
+
 from __future__ import annotations
 
 import gymnasium as gym
@@ -74,7 +75,9 @@ def test_reaching_goal_terminates_with_success_sparse():
     env = envs.make("embodied/PointMaze-UMaze-v0", reward="sparse")
     obs, info = env.reset(seed=1, options={"goal_cell": (1, 1), "reset_cell": (1, 2)})
     assert info["success"] is False
-    assert np.linalg.norm(obs["desired_goal"] - np.array([-1.0, 1.0])) <= np.sqrt(2) * 0.25 + 1e-6  # cell (1, 1)'s centre
+    assert (
+        np.linalg.norm(obs["desired_goal"] - np.array([-1.0, 1.0])) <= np.sqrt(2) * 0.25 + 1e-6
+    )  # cell (1, 1)'s centre
     obs, reward, terminated, truncated, info = _drive_to_goal(env, obs)
     assert info["success"] is True and terminated and not truncated
     assert reward == 1.0
@@ -102,7 +105,9 @@ def test_compute_reward_matches_step_reward(reward):
     rewards, achieved, desired = [], [], []
     for action in np.random.default_rng(1).uniform(-1, 1, size=(20, 2)).astype(np.float32):
         obs, r, _, _, info = env.step(action)
-        assert env.unwrapped.compute_reward(obs["achieved_goal"], obs["desired_goal"], info) == pytest.approx(r, abs=1e-6)
+        assert env.unwrapped.compute_reward(obs["achieved_goal"], obs["desired_goal"], info) == pytest.approx(
+            r, abs=1e-6
+        )
         rewards.append(r)
         achieved.append(obs["achieved_goal"])
         desired.append(obs["desired_goal"])
@@ -146,7 +151,12 @@ def test_render_shape_and_fps():
 
 @pytest.mark.parametrize(
     "kwargs, named",
-    [({"maze": "Hard"}, "UMaze"), ({"reward": "shaped"}, "dense"), ({"obs_mode": "pixels"}, "flat"), ({"render_size": [0, 64]}, "render_size")],
+    [
+        ({"maze": "Hard"}, "UMaze"),
+        ({"reward": "shaped"}, "dense"),
+        ({"obs_mode": "pixels"}, "flat"),
+        ({"render_size": [0, 64]}, "render_size"),
+    ],
 )
 def test_bad_options_raise_config_error_before_mujoco(monkeypatch, kwargs, named):
     def no_mujoco():

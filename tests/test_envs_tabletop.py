@@ -6,18 +6,19 @@ render check), the config schema and YAML, seeding, the observation layout again
 (and none in a safe one), contact and pushing (also off the edge), the dense reward and
 success, `metadata["episode_means"]`, and the one-line errors.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import warnings
 
-import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+import embodied  # noqa: F401  (must come before mujoco: it chooses MUJOCO_GL)
 import embodied.envs
 from embodied.config import EnvConfig
 from embodied.envs.manipulation.configs import TabletopConfig
@@ -101,7 +102,9 @@ def test_goal_in_obs_and_state_pixels_pass_check_env() -> None:
 
 def test_constructor_matches_the_config_schema() -> None:
     common = {f.name for f in dataclasses.fields(EnvConfig)}
-    schema = {f.name: getattr(TabletopConfig(), f.name) for f in dataclasses.fields(TabletopConfig) if f.name not in common}
+    schema = {
+        f.name: getattr(TabletopConfig(), f.name) for f in dataclasses.fields(TabletopConfig) if f.name not in common
+    }
     params = inspect.signature(TabletopEnv).parameters
     assert set(params) == set(schema) | {"render_mode"}
     for name, default in schema.items():
@@ -119,7 +122,9 @@ def test_yaml_composes_and_builds_the_env() -> None:
     from embodied.envs.factory import env_kwargs
 
     try:
-        cfg = to_dataclass(compose("config", ["~experiment", "env=tabletop", "env.speed_limit=0.8", "env.goal_in_obs=true"]))
+        cfg = to_dataclass(
+            compose("config", ["~experiment", "env=tabletop", "env.speed_limit=0.8", "env.goal_in_obs=true"])
+        )
     finally:
         GlobalHydra.instance().clear()
     assert isinstance(cfg.env, TabletopConfig) and cfg.env.id == ENV_ID
@@ -140,7 +145,9 @@ def test_same_seed_same_observations_and_different_seeds_differ() -> None:
     env_a, env_b = TabletopEnv(), TabletopEnv()
     first = _rollout(env_a, 7, actions)
     for again in (_rollout(env_b, 7, actions), _rollout(env_a, 7, actions)):
-        assert all(np.allclose(x, y, rtol=0, atol=1e-9) for x, y in zip(first, again))  # the solver's warm start leaves ~1e-15 of rounding
+        assert all(
+            np.allclose(x, y, rtol=0, atol=1e-9) for x, y in zip(first, again)
+        )  # the solver's warm start leaves ~1e-15 of rounding
     assert not np.array_equal(first[0][HAND], first[-1][HAND])
     starts = {tuple(env_a.reset(seed=seed)[0][OBJECT]) for seed in range(5)}
     assert len(starts) == 5
@@ -167,7 +174,9 @@ def test_observation_layout_matches_info() -> None:
         np.testing.assert_allclose(obs[GOAL], info["goal"], atol=1e-6)
         assert np.linalg.norm(obs[HAND_VEL]) == pytest.approx(info["ee_speed"], abs=1e-5)
         np.testing.assert_allclose(obs[OBJECT_VEL], env.object_vel, atol=1e-5)
-    assert info["ee_speed"] > 0.1 and info["contact"] and np.linalg.norm(obs[OBJECT_VEL]) > 0.1  # moving, and pushing the cube
+    assert (
+        info["ee_speed"] > 0.1 and info["contact"] and np.linalg.norm(obs[OBJECT_VEL]) > 0.1
+    )  # moving, and pushing the cube
     assert {type(info[k]) for k in ("success", "contact", *SAFETY_EVENTS, "safety_violation")} == {bool}
     assert type(info["safety_events"]) is int and type(info["ee_speed"]) is float
     assert info["ee_pos"].shape == info["object_pos"].shape == (3,) and info["goal"].shape == (2,)
@@ -178,11 +187,21 @@ def test_reset_distribution() -> None:
     for seed in range(20):
         _, near = beside.reset(seed=seed)
         gap = np.linalg.norm(near["ee_pos"][:2] - near["object_pos"][:2])
-        assert 0.08 - 1e-6 <= gap <= 0.12 + 1e-6 and near["ee_pos"][2] == pytest.approx(0.03, abs=1e-3) and not near["contact"]
+        assert (
+            0.08 - 1e-6 <= gap <= 0.12 + 1e-6
+            and near["ee_pos"][2] == pytest.approx(0.03, abs=1e-3)
+            and not near["contact"]
+        )
         obs, info = env.reset(seed=seed)
-        assert np.array_equal(info["object_pos"], near["object_pos"]) and np.array_equal(info["goal"], near["goal"])  # same stream either way
-        assert np.all(np.abs(info["ee_pos"][:2] - HAND_START[:2]) <= HAND_NOISE) and info["ee_pos"][2] == pytest.approx(HAND_START[2])
-        assert np.all(np.abs(info["object_pos"][:2]) <= CUBE_SPAWN) and info["object_pos"][2] == pytest.approx(CUBE_HALF)
+        assert np.array_equal(info["object_pos"], near["object_pos"]) and np.array_equal(
+            info["goal"], near["goal"]
+        )  # same stream either way
+        assert np.all(np.abs(info["ee_pos"][:2] - HAND_START[:2]) <= HAND_NOISE) and info["ee_pos"][2] == pytest.approx(
+            HAND_START[2]
+        )
+        assert np.all(np.abs(info["object_pos"][:2]) <= CUBE_SPAWN) and info["object_pos"][2] == pytest.approx(
+            CUBE_HALF
+        )
         assert np.all(np.abs(info["goal"]) <= GOAL_RANGE)
         assert not info["safety_violation"] and info["safety_events"] == 0 and not info["contact"]
 
@@ -272,7 +291,9 @@ def test_pushing_over_the_edge_makes_the_cube_fall() -> None:
 
 def test_success_and_dense_reward() -> None:
     env = TabletopEnv()
-    _, info = env.reset(seed=0, options={"object_pos": [0.05, -0.1], "goal": [0.05, -0.1], "hand_pos": [-0.2, 0.2, 0.1]})
+    _, info = env.reset(
+        seed=0, options={"object_pos": [0.05, -0.1], "goal": [0.05, -0.1], "hand_pos": [-0.2, 0.2, 0.1]}
+    )
     assert info["success"]
     _, reward, _, _, info = env.step(ZERO)
     assert info["success"] and -0.005 < reward <= 0.0
@@ -335,4 +356,6 @@ def test_restore_returns_to_the_saved_state() -> None:
     first = [env.step(a)[0] for a in actions[10:]]
     env.restore(saved)
     again = [env.step(a)[0] for a in actions[10:]]
-    assert all(np.allclose(x, y, rtol=0, atol=1e-9) for x, y in zip(first, again))  # the solver's warm start leaves ~1e-15 of rounding
+    assert all(
+        np.allclose(x, y, rtol=0, atol=1e-9) for x, y in zip(first, again)
+    )  # the solver's warm start leaves ~1e-15 of rounding

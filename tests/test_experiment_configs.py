@@ -1,4 +1,5 @@
 """Every experiment config composes into the typed schemas (a misspelt key fails here, not mid-run)."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """Our hand-written dense rewards: they pass the sandbox's checks and pay for progress only."""
+
 from __future__ import annotations
 
 import copy
@@ -18,9 +19,15 @@ def _load(task: str):
 
 def _view(**changes):
     view = {
-        "inventory": {"wood": 0, "diamond": 0}, "near_blocks": {"grass": 0.0}, "near_entities": {},
-        "target": {"block": "grass", "entity": None}, "achievements": {"eat_cow": False},
-        "location_stats": {"pos": (10, 10), "facing": (0, 1)}, "death_cause": None, "done": False, "step": 1,
+        "inventory": {"wood": 0, "diamond": 0},
+        "near_blocks": {"grass": 0.0},
+        "near_entities": {},
+        "target": {"block": "grass", "entity": None},
+        "achievements": {"eat_cow": False},
+        "location_stats": {"pos": (10, 10), "facing": (0, 1)},
+        "death_cause": None,
+        "done": False,
+        "step": 1,
     }
     for key, value in changes.items():
         view[key] = value
@@ -41,7 +48,13 @@ def test_standing_by_a_tree_pays_nothing_after_the_first_step():
     assert all(reward(copy.deepcopy(near), memory)[1]["dense"] == 0 for _ in range(10))
 
 
-@pytest.mark.parametrize("task, key, near, far", [("CollectWood", "near_blocks", {"tree": 1.0}, {"tree": 3.0}), ("EatCow", "near_entities", {"cow": 1.0}, {"cow": 3.0})])
+@pytest.mark.parametrize(
+    "task, key, near, far",
+    [
+        ("CollectWood", "near_blocks", {"tree": 1.0}, {"tree": 3.0}),
+        ("EatCow", "near_entities", {"cow": 1.0}, {"cow": 3.0}),
+    ],
+)
 def test_approach_and_retreat_cancel(task, key, near, far):
     reward, memory = _load(task), {}
     total = 0.0

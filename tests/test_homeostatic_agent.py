@@ -1,4 +1,5 @@
 """homeostatic_ppo: η as internal state of a PPO agent on the foraging arena."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ from embodied.agents.sb3.agent import SB3Agent
 from embodied.agents.sb3.config import PPOConfig
 from embodied.envs.factory import EnvFactory
 from embodied.errors import ConfigError
-
 from helpers import run_cli
 
 SMALL = dict(n_steps=32, batch_size=32, n_epochs=2, net_arch=[16, 16])
@@ -44,7 +44,10 @@ def _agent(cls=HomeostaticPPOAgent, config=None, seed=0):
 def test_constant_plasticity_is_exactly_ppo():
     """Same seed, same env: homeostatic_ppo with plasticity=constant trains the same weights as ppo."""
     weights = []
-    for cls, config in ((HomeostaticPPOAgent, HomeostaticPPOConfig(plasticity="constant", **SMALL)), (SB3Agent, PPOConfig(**SMALL))):
+    for cls, config in (
+        (HomeostaticPPOAgent, HomeostaticPPOConfig(plasticity="constant", **SMALL)),
+        (SB3Agent, PPOConfig(**SMALL)),
+    ):
         torch.manual_seed(0)
         np.random.seed(0)
         agent = _agent(cls, config)
@@ -72,7 +75,9 @@ def test_rising_need_is_excitatory_and_falling_need_inhibitory(drives, expected_
     coin.choice(32, 32, replace=False)
     takes = coin.random() > 0.5
     agent.rollout_event([drives[0]])
-    assert agent.stats["events"] == 0 and agent.plasticity.eta == config.learning_rate  # no event before a comparison exists
+    assert (
+        agent.stats["events"] == 0 and agent.plasticity.eta == config.learning_rate
+    )  # no event before a comparison exists
     agent.rollout_event([drives[1]])
     step = config.plasticity_step * config.learning_rate
     assert agent.stats["events"] == 1
@@ -116,9 +121,21 @@ def test_save_load_round_trip_keeps_the_internal_state(tmp_path):
 def test_train_command_on_foraging_writes_checkpoint_video_and_drive_metrics(tmp_path):
     run_dir = tmp_path / "run"
     run_cli(
-        "embodied.train", "experiment=homeostatic_ppo_foraging", "total_steps=512", "env.num_envs=2", "agent.n_steps=128",
-        "agent.batch_size=64", "agent.n_epochs=1", "env.max_episode_steps=60", "env.render_size=[64,64]", "eval.episodes=2",
-        "eval.video_episodes=1", "log_every=256", "checkpoint.every=256", f"run_dir={run_dir}", check=True,
+        "embodied.train",
+        "experiment=homeostatic_ppo_foraging",
+        "total_steps=512",
+        "env.num_envs=2",
+        "agent.n_steps=128",
+        "agent.batch_size=64",
+        "agent.n_epochs=1",
+        "env.max_episode_steps=60",
+        "env.render_size=[64,64]",
+        "eval.episodes=2",
+        "eval.video_episodes=1",
+        "log_every=256",
+        "checkpoint.every=256",
+        f"run_dir={run_dir}",
+        check=True,
     )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["agent"] == "homeostatic_ppo" and summary["status"] == "complete"

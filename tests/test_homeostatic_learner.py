@@ -1,4 +1,5 @@
 """HomeostaticLearner and the concept shift: η rules, look-ahead, swaps, the experiment command."""
+
 from __future__ import annotations
 
 import copy
@@ -16,7 +17,6 @@ from embodied.agents.homeostatic.data import load, read_idx, swap_classes, swap_
 from embodied.agents.homeostatic.learner import HomeostaticLearner
 from embodied.agents.homeostatic.plasticity import Plasticity, lookahead
 from embodied.errors import ConfigError, DatasetError
-
 from helpers import assert_one_line_error, run_cli
 
 
@@ -90,9 +90,15 @@ def _reference_eta_sequence(weights, x, y, rule, epochs, seed, m=10, interval=10
                     if rule == "random":
                         take = rng.random() > 0.5
                     else:
+
                         def acc(lr):
-                            sim = [(w1 - lr / m * grads[0], b1 - lr / m * grads[1]), (w2 - lr / m * grads[2], b2 - lr / m * grads[3]), (w3 - lr / m * grads[4], b3 - lr / m * grads[5])]
+                            sim = [
+                                (w1 - lr / m * grads[0], b1 - lr / m * grads[1]),
+                                (w2 - lr / m * grads[2], b2 - lr / m * grads[3]),
+                                (w3 - lr / m * grads[4], b3 - lr / m * grads[5]),
+                            ]
                             return np.mean([np.argmax(forward(sim, x[k])[2]) == y[k] for k in range(i - memory, i)])
+
                         moved = eta + (1 if guess >= 5 else -1) * step
                         take = acc(1e-8 if moved < 1e-8 else moved) > acc(eta)
                     if take:
@@ -110,11 +116,15 @@ def test_eta_sequence_and_weights_match_the_reference(rule):
     x = gen.random((120, 8)).astype(np.float64)
     y = np.argmax(x @ gen.normal(size=(8, 10)), axis=1)  # learnable, so updates change recent accuracy
     model = mlp(8, [6, 5]).double()
-    weights = [(layer.weight.detach().numpy(), layer.bias.detach().numpy()) for layer in model if isinstance(layer, nn.Linear)]
+    weights = [
+        (layer.weight.detach().numpy(), layer.bias.detach().numpy()) for layer in model if isinstance(layer, nn.Linear)
+    ]
     # large η0 and step, and events every 3 samples (so mid-batch, on multi-sample gradients too):
     # the look-ahead then often changes the recent accuracy and η actually moves
     ref_etas, (w3, b3) = _reference_eta_sequence(weights, x, y, rule, epochs=3, seed=7, eta0=2.0, step=1.5, interval=3)
-    learner = HomeostaticLearner(model, torch.optim.SGD(model.parameters(), lr=2.0), rule=rule, eta0=2.0, step=1.5, interval=3, seed=7)
+    learner = HomeostaticLearner(
+        model, torch.optim.SGD(model.parameters(), lr=2.0), rule=rule, eta0=2.0, step=1.5, interval=3, seed=7
+    )
     for _ in range(3):
         learner.new_epoch()
         for j in range(len(y) // 10):
@@ -141,7 +151,9 @@ def test_lookahead_leaves_no_trace_and_equals_a_real_step():
     for k, v in before[0].items():
         torch.testing.assert_close(model.state_dict()[k], v, rtol=0, atol=0)
     assert opt.param_groups[0]["lr"] == 0.1
-    torch.testing.assert_close(opt.state_dict()["state"][0]["exp_avg"], before[1]["state"][0]["exp_avg"], rtol=0, atol=0)
+    torch.testing.assert_close(
+        opt.state_dict()["state"][0]["exp_avg"], before[1]["state"][0]["exp_avg"], rtol=0, atol=0
+    )
     for p, g in zip(model.parameters(), grads):
         p.grad = g.clone()
     opt.param_groups[0]["lr"] = 0.05
@@ -229,7 +241,13 @@ def test_mnist_from_idx_files(tmp_path):
     idx(tmp_path / "t10k-labels-idx1-ubyte.gz", gen.integers(0, 10, 5))
     split = load("mnist", str(tmp_path))
     assert split.input_dim == 784 and split.x_train.shape == (20, 784) and split.x_val.max() <= 1.0
-    np.savez(tmp_path / "m.npz", x_train=np.zeros((3, 28, 28), np.uint8), y_train=np.arange(3), x_test=np.zeros((2, 28, 28), np.uint8), y_test=np.arange(2))
+    np.savez(
+        tmp_path / "m.npz",
+        x_train=np.zeros((3, 28, 28), np.uint8),
+        y_train=np.arange(3),
+        x_test=np.zeros((2, 28, 28), np.uint8),
+        y_test=np.arange(2),
+    )
     assert load("fashion_mnist", str(tmp_path / "m.npz")).x_val.shape == (2, 784)
 
 
@@ -238,14 +256,25 @@ def test_concept_shift_command_writes_metrics_and_plot_and_is_deterministic(tmp_
     runs = []
     for name in ("a", "b"):
         run_dir = tmp_path / name
-        proc = run_cli("embodied.agents.homeostatic.concept_shift", "epochs=2", "swaps_per_epoch=3", f"run_dir={run_dir}", check=True)
+        proc = run_cli(
+            "embodied.agents.homeostatic.concept_shift",
+            "epochs=2",
+            "swaps_per_epoch=3",
+            f"run_dir={run_dir}",
+            check=True,
+        )
         assert proc.stdout.strip().splitlines()[-1] == str(run_dir)
         for name in ("metrics.csv", "curve.csv", "swaps.csv", "plot.png", "summary.json", ".hydra/config.yaml"):
             assert (run_dir / name).stat().st_size > 0, name
         runs.append(json.loads((run_dir / "summary.json").read_text()))
     assert runs[0]["status"] == "complete" and runs[0]["swaps"] == 6
     assert runs[0]["metrics"] == runs[1]["metrics"]
-    assert (tmp_path / "a" / "metrics.csv").read_text().splitlines()[0].split(",")[2:] == ["charts/epoch", "charts/train_acc", "eval/val_acc", "charts/eta"]
+    assert (tmp_path / "a" / "metrics.csv").read_text().splitlines()[0].split(",")[2:] == [
+        "charts/epoch",
+        "charts/train_acc",
+        "eval/val_acc",
+        "charts/eta",
+    ]
 
 
 def test_concept_shift_bad_input_is_one_line_and_writes_nothing(tmp_path):

@@ -4,6 +4,7 @@ Each case runs the real console script (no training: every flag here prints and 
 before a run starts), so each costs the interpreter and Hydra start-up. The cases marked slow
 cover the remaining flags and forms.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,14 +25,18 @@ slow = pytest.mark.slow
 def run_script(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a console script of this venv like a user would (in `cwd`, so nothing lands in the repo)."""
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
-    return subprocess.run([str(BIN / script), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=full_env, check=False)
+    return subprocess.run(
+        [str(BIN / script), *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=full_env, check=False
+    )
 
 
 @pytest.fixture
 def extra_config_dir(tmp_path: Path) -> Path:
     """A --config-dir with an experiment only it has."""
     (tmp_path / "extra" / "experiment").mkdir(parents=True)
-    (tmp_path / "extra" / "experiment" / "mine.yaml").write_text("# @package _global_\ndefaults:\n  - override /agent: ppo\ntotal_steps: 77\n")
+    (tmp_path / "extra" / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /agent: ppo\ntotal_steps: 77\n"
+    )
     return tmp_path / "extra"
 
 
@@ -50,22 +55,40 @@ CASES = [
     pytest.param(TRAIN, ["--cfg=job", "seed=3"], ["seed: 3"], marks=slow),
     pytest.param(TRAIN, ["seed=3", "--cfg", "job", "total_steps=5"], ["seed: 3", "total_steps: 5"], marks=slow),
     pytest.param(TRAIN, ["--resolve", "--cfg", "job"], ["id: embodied/MetaWorld-reach-v0"], marks=slow),
-    pytest.param(TRAIN, ["-m", "--resolve", "--cfg", "hydra", "seed=1,2"], ["mode: MULTIRUN", "# job 1: seed=2"], marks=slow),
-    pytest.param(TRAIN, ["-m", "--cfg", "all", "experiment=sac_metaworld_reach,ppo_metaworld_reach"], ["# job 1: experiment=ppo_metaworld_reach", "name: ppo", "hydra:"], marks=slow),
+    pytest.param(
+        TRAIN, ["-m", "--resolve", "--cfg", "hydra", "seed=1,2"], ["mode: MULTIRUN", "# job 1: seed=2"], marks=slow
+    ),
+    pytest.param(
+        TRAIN,
+        ["-m", "--cfg", "all", "experiment=sac_metaworld_reach,ppo_metaworld_reach"],
+        ["# job 1: experiment=ppo_metaworld_reach", "name: ppo", "hydra:"],
+        marks=slow,
+    ),
     pytest.param(TRAIN, ["--cfg", "job", "--package", "agent"], ["# @package agent", "name: sac"], marks=slow),
     pytest.param(TRAIN, ["--cfg=job", "-p=agent"], ["# @package agent"], marks=slow),
-    pytest.param(TRAIN, ["--info", "defaults", "seed=3"], ["Defaults List", "experiment/sac_metaworld_reach"], marks=slow),
-    pytest.param(TRAIN, ["--info", "experiment=ppo_metaworld_reach"], ["Defaults Tree", "experiment/ppo_metaworld_reach"], marks=slow),
+    pytest.param(
+        TRAIN, ["--info", "defaults", "seed=3"], ["Defaults List", "experiment/sac_metaworld_reach"], marks=slow
+    ),
+    pytest.param(
+        TRAIN,
+        ["--info", "experiment=ppo_metaworld_reach"],
+        ["Defaults Tree", "experiment/ppo_metaworld_reach"],
+        marks=slow,
+    ),
     pytest.param(TRAIN, ["-i=searchpath"], ["pkg://embodied.conf"], marks=slow),
     pytest.param(TRAIN, ["-m", "--info", "config", "seed=1,2"], ["# job 1: seed=2", "seed: 2"], marks=slow),
     pytest.param(TRAIN, ["-m", "-sc", "install=bash"], ["hydra_bash_completion"], marks=slow),
     pytest.param(TRAIN, ["--hydra-help"], ["--cfg,-c :", "hydra/launcher:"], marks=slow),
-    pytest.param(TRAIN, ["-h", "-m"], ["== Configuration groups ==", "reward: designed, handwritten, sparse"], marks=slow),
+    pytest.param(
+        TRAIN, ["-h", "-m"], ["== Configuration groups ==", "reward: designed, handwritten, sparse"], marks=slow
+    ),
     pytest.param(TRAIN, ["--cfg", "job", "--config-name", "design_reward"], ["task: CollectWood"], marks=slow),
     pytest.param(TRAIN, ["-cn=concept_shift", "-c", "job"], ["rule:"], marks=slow),
     pytest.param(TRAIN, ["--cfg", "job", "--config-path", CONF_DIR, "seed=4"], ["seed: 4"], marks=slow),
     pytest.param(TRAIN, ["-cp=pkg://embodied.conf", "--cfg", "job"], ["seed: 0"], marks=slow),
-    pytest.param(DESIGN, ["-m", "--cfg", "job", "iterations=1,2"], ["# job 1: iterations=2", "iterations: 2"], marks=slow),
+    pytest.param(
+        DESIGN, ["-m", "--cfg", "job", "iterations=1,2"], ["# job 1: iterations=2", "iterations: 2"], marks=slow
+    ),
     pytest.param(DESIGN, ["--shell-completion", "install=bash"], ["embodied-design-reward"], marks=slow),
 ]
 
@@ -75,7 +98,9 @@ def test_hydra_flag(script: str, args: list[str], expected: list[str], tmp_path:
     proc = run_script(script, *args, cwd=tmp_path)
     assert proc.returncode == 0, f"{script} {' '.join(args)} exited {proc.returncode}:\n{proc.stderr[-2000:]}"
     for fragment in expected:
-        assert fragment in proc.stdout, f"{fragment!r} not in the output of {script} {' '.join(args)}:\n{proc.stdout[:2000]}"
+        assert fragment in proc.stdout, (
+            f"{fragment!r} not in the output of {script} {' '.join(args)}:\n{proc.stdout[:2000]}"
+        )
 
 
 @pytest.mark.parametrize("script", [TRAIN, pytest.param(DESIGN, marks=slow)])
@@ -102,8 +127,12 @@ def test_misspelt_key_is_one_line_error(multirun: list[str], tmp_path: Path) -> 
         (["--cgf", "job"], ["unknown option '--cgf'", "did you mean '--cfg'?"]),
         pytest.param(["--cfg", "job", "-m", "sed=1,2"], ["unknown config key 'sed'"], marks=slow),
         pytest.param(["--cfg", "jobs"], ["invalid choice: 'jobs'"], marks=slow),
-        pytest.param(["--config-name=nonexistent", "--cfg=job"], ["Cannot find primary config 'nonexistent'"], marks=slow),
-        pytest.param(["-cd", "missing_dir", "--cfg", "job"], ["--config-dir 'missing_dir' is not a directory"], marks=slow),
+        pytest.param(
+            ["--config-name=nonexistent", "--cfg=job"], ["Cannot find primary config 'nonexistent'"], marks=slow
+        ),
+        pytest.param(
+            ["-cd", "missing_dir", "--cfg", "job"], ["--config-dir 'missing_dir' is not a directory"], marks=slow
+        ),
     ],
 )
 def test_bad_flags_and_keys_are_one_line_errors(args: list[str], needles: list[str], tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """The OpenAI-compatible LLM client over real HTTP against ScriptedChatServer (a test double)."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,10 @@ from embodied.errors import ConfigError, EmbodiedError
 from embodied.llm import ChatClient, LLMConfig, LLMError, request_key
 from llm_double import ErrorReply, ScriptedChatServer, SlowReply
 
-MESSAGES = [{"role": "system", "content": "You design reward functions."}, {"role": "user", "content": "Reward for finding a tree?"}]
+MESSAGES = [
+    {"role": "system", "content": "You design reward functions."},
+    {"role": "user", "content": "Reward for finding a tree?"},
+]
 KEY_ENV = "EMBODIED_TEST_LLM_KEY"
 
 
@@ -42,7 +46,13 @@ def test_chat_returns_scripted_text_and_sends_openai_body(tmp_path):
         assert client.chat(MESSAGES) == ["plant a sapling"]
     (received,) = server.requests
     assert (received.method, received.path) == ("POST", "/v1/chat/completions")
-    assert received.body == {"model": "scripted-model", "messages": MESSAGES, "temperature": 0.3, "n": 1, "max_tokens": 64}
+    assert received.body == {
+        "model": "scripted-model",
+        "messages": MESSAGES,
+        "temperature": 0.3,
+        "n": 1,
+        "max_tokens": 64,
+    }
     assert received.headers["Content-Type"] == "application/json"
     assert "Authorization" not in received.headers
     assert client.stats == {"requests": 1, "cache_hits": 0, "retries": 0}
@@ -89,12 +99,20 @@ def test_replay_offline_returns_identical_completions_in_order(tmp_path, monkeyp
     script = ["r1 \u00e9\n  def reward(s):\n\treturn 1", "r2", "r3", "r4", "r5"]
     with ScriptedChatServer(script) as server:
         recorder = make_client(server, tmp_path, mode="record", n=2)
-        recorded = [recorder.chat(MESSAGES, tag="a"), recorder.chat(MESSAGES, tag="a"), recorder.chat(MESSAGES, n=1, tag="b")]
+        recorded = [
+            recorder.chat(MESSAGES, tag="a"),
+            recorder.chat(MESSAGES, tag="a"),
+            recorder.chat(MESSAGES, n=1, tag="b"),
+        ]
         dead_url = server.base_url
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     replayer = make_client(dead_url, tmp_path, mode="replay", n=2, api_key_env="OPENAI_API_KEY")
     replayer.check()
-    replayed = [replayer.chat(MESSAGES, tag="a"), replayer.chat(MESSAGES, tag="a"), replayer.chat(MESSAGES, n=1, tag="b")]
+    replayed = [
+        replayer.chat(MESSAGES, tag="a"),
+        replayer.chat(MESSAGES, tag="a"),
+        replayer.chat(MESSAGES, n=1, tag="b"),
+    ]
     assert replayed == recorded == [script[0:2], script[2:4], script[4:5]]
     assert replayer.stats == {"requests": 0, "cache_hits": 3, "retries": 0}
     elsewhere = make_client("http://10.255.255.1:9/v1", tmp_path, mode="replay", n=2)
@@ -123,7 +141,9 @@ def test_replay_check_needs_a_recorded_store(tmp_path):
 def test_stored_response_without_choices_is_an_error(tmp_path):
     body = {"model": "scripted-model", "messages": MESSAGES, "temperature": 0.7, "n": 1}
     (tmp_path / "store").mkdir()
-    (tmp_path / "store" / f"{request_key(body)}-0.json").write_text(json.dumps({"request": body, "response": {"error": "x"}}))
+    (tmp_path / "store" / f"{request_key(body)}-0.json").write_text(
+        json.dumps({"request": body, "response": {"error": "x"}})
+    )
     with pytest.raises(LLMError) as err:
         make_client(closed_port_url(), tmp_path, mode="replay").chat(MESSAGES)
     assert "no 'choices'" in one_line(err)
@@ -164,9 +184,14 @@ def test_retries_exhausted_names_url_and_last_error(tmp_path):
     assert len(server.chat_bodies) == 3
 
 
-@pytest.mark.parametrize("status, message, hint", [(400, "context length exceeded", "HTTP 400"),
-                                                   (401, "invalid key", "llm.api_key_env"),
-                                                   (404, "model not found", "llm.base_url")])
+@pytest.mark.parametrize(
+    "status, message, hint",
+    [
+        (400, "context length exceeded", "HTTP 400"),
+        (401, "invalid key", "llm.api_key_env"),
+        (404, "model not found", "llm.base_url"),
+    ],
+)
 def test_client_errors_are_not_retried(tmp_path, status, message, hint):
     with ScriptedChatServer([ErrorReply(status, message), "never sent"]) as server:
         with pytest.raises(LLMError) as err:
@@ -209,7 +234,9 @@ def test_unset_key_env_var_fails_before_any_request(tmp_path, monkeypatch):
         for call in (client.check, lambda: client.chat(MESSAGES)):
             with pytest.raises(LLMError) as err:
                 call()
-            assert f"environment variable {KEY_ENV} is not set" in one_line(err) and "llm.api_key_env=''" in str(err.value)
+            assert f"environment variable {KEY_ENV} is not set" in one_line(err) and "llm.api_key_env=''" in str(
+                err.value
+            )
     assert server.requests == []
 
 
@@ -250,9 +277,17 @@ def test_retry_after_header_is_honoured(tmp_path):
         assert time.monotonic() - start < 0.3 < 0.6 <= waited
 
 
-@pytest.mark.parametrize("override, words", [({"mode": "offline"}, "live, record, replay"), ({"n": 0}, "llm.n must be >= 1"),
-                                             ({"temperature": 2.5}, "between 0 and 2"), ({"timeout_s": 0}, "llm.timeout_s must be > 0"),
-                                             ({"base_url": "localhost:8000/v1"}, "http://"), ({"retries": -1}, "llm.retries")])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ({"mode": "offline"}, "live, record, replay"),
+        ({"n": 0}, "llm.n must be >= 1"),
+        ({"temperature": 2.5}, "between 0 and 2"),
+        ({"timeout_s": 0}, "llm.timeout_s must be > 0"),
+        ({"base_url": "localhost:8000/v1"}, "http://"),
+        ({"retries": -1}, "llm.retries"),
+    ],
+)
 def test_config_validation_is_one_line(override, words):
     with pytest.raises(ConfigError) as err:
         LLMConfig(**override)

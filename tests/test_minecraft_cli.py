@@ -1,4 +1,5 @@
 """Every Crafter experiment trains for a few steps and evaluates with Minecraft metrics and video."""
+
 from __future__ import annotations
 
 import json
@@ -26,13 +27,23 @@ TINY_PPO = [
 ]
 
 
-@pytest.mark.parametrize("experiment", ["ppo_crafter_collect_wood", "ppo_crafter_eat_cow", "ppo_crafter_diamond_lava", "ppo_crafter_survival"])
+@pytest.mark.parametrize(
+    "experiment",
+    ["ppo_crafter_collect_wood", "ppo_crafter_eat_cow", "ppo_crafter_diamond_lava", "ppo_crafter_survival"],
+)
 def test_crafter_experiment_trains_and_reports_minecraft_metrics(tmp_path: Path, experiment: str) -> None:
     run_dir = tmp_path / "run"
     run_cli("embodied.train", f"experiment={experiment}", *TINY_PPO, f"run_dir={run_dir}", check=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     metrics = summary["metrics"]
-    for key in ("eval/success_rate", "eval/death_rate", "eval/death_rate/lava", "eval/death_rate/zombie", "eval/crafter_score", "eval/achievement/collect_wood"):
+    for key in (
+        "eval/success_rate",
+        "eval/death_rate",
+        "eval/death_rate/lava",
+        "eval/death_rate/zombie",
+        "eval/crafter_score",
+        "eval/achievement/collect_wood",
+    ):
         assert key in metrics, key
     assert 0.0 <= metrics["eval/death_rate/lava"] <= metrics["eval/death_rate"] <= 1.0
     causes = [e["death_cause"] for e in summary["eval_episodes"]]
@@ -47,8 +58,20 @@ def test_crafter_experiment_trains_and_reports_minecraft_metrics(tmp_path: Path,
 
 def test_crafter_rgb_trains_a_cnn_on_worker_processes(tmp_path: Path) -> None:
     run_dir = tmp_path / "rgb"
-    run_cli("embodied.train", "experiment=ppo_crafter_eat_cow", *TINY_PPO, "env.obs_mode=rgb", "env.vectorization=async", "env.workers=2", "eval.episodes=1", f"run_dir={run_dir}", check=True)
-    assert "features_extractor.extractors.rgb.cnn.0.weight" in _weight_names(run_dir / "checkpoints" / "last" / "model.safetensors")
+    run_cli(
+        "embodied.train",
+        "experiment=ppo_crafter_eat_cow",
+        *TINY_PPO,
+        "env.obs_mode=rgb",
+        "env.vectorization=async",
+        "env.workers=2",
+        "eval.episodes=1",
+        f"run_dir={run_dir}",
+        check=True,
+    )
+    assert "features_extractor.extractors.rgb.cnn.0.weight" in _weight_names(
+        run_dir / "checkpoints" / "last" / "model.safetensors"
+    )
     config = json.loads((run_dir / "checkpoints" / "last" / "config.json").read_text())
     assert config["agent"] == "ppo"
     proc = run_cli("embodied.rollout", f"run={run_dir}", "episodes=2", "video=false", check=True)
@@ -65,7 +88,9 @@ def _weight_names(path: Path) -> set[str]:
 
 
 def test_bad_crafter_task_is_one_line(tmp_path: Path) -> None:
-    proc = run_cli("embodied.train", "experiment=ppo_crafter_eat_cow", "env.task=MineDiamonds", f"run_dir={tmp_path / 'bad'}")
+    proc = run_cli(
+        "embodied.train", "experiment=ppo_crafter_eat_cow", "env.task=MineDiamonds", f"run_dir={tmp_path / 'bad'}"
+    )
     assert_one_line_error(proc, "MineDiamonds", "CollectWood, EatCow, DiamondLava, Survival")
     assert not (tmp_path / "bad" / "checkpoints").exists()
 
@@ -77,10 +102,26 @@ def test_throughput_benchmark_runs(tmp_path: Path) -> None:
 
     out = tmp_path / "bench.json"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/minecraft_throughput.py", "--workers", "1", "--seconds", "0.5", "--variants", "raw+numba,ours symbolic", "--json", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent,
+        [
+            sys.executable,
+            "benchmarks/minecraft_throughput.py",
+            "--workers",
+            "1",
+            "--seconds",
+            "0.5",
+            "--variants",
+            "raw+numba,ours symbolic",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).parent.parent,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| ours symbolic |" in proc.stdout and proc.stdout.strip().splitlines()[-1].startswith("command: python benchmarks/minecraft_throughput.py")
+    assert "| ours symbolic |" in proc.stdout and proc.stdout.strip().splitlines()[-1].startswith(
+        "command: python benchmarks/minecraft_throughput.py"
+    )
     results = json.loads(out.read_text())["results"]
     assert results["ours symbolic"]["steps_per_s"] > 0 and results["raw+numba"]["steps_per_s"] > 0

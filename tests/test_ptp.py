@@ -1,5 +1,6 @@
 """The `ptp` diffusion policy: the PTP loss mask, self-verification, EMA, determinism,
 save/load/resume, and the multistage embedding cache (equal to the live encoder, stale ones refused)."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,18 @@ from embodied.envs.factory import EnvFactory
 from embodied.envs.manipulation.configs import MemoryPickPlaceConfig
 from embodied.errors import ConfigError, DatasetError
 
-TINY = dict(dim=32, heads=4, layers=2, embed_dim=32, n_obs_steps=4, horizon=10, n_action_steps=3, batch_size=16, val_every=0, inference_steps=4)
+TINY = dict(
+    dim=32,
+    heads=4,
+    layers=2,
+    embed_dim=32,
+    n_obs_steps=4,
+    horizon=10,
+    n_action_steps=3,
+    batch_size=16,
+    val_every=0,
+    inference_steps=4,
+)
 
 
 class Hooks:
@@ -40,7 +52,11 @@ def factory(obs_mode: str = "state") -> EnvFactory:
 def demos(tmp_path_factory) -> Path:
     """Four scripted-expert episodes of MemoryPickPlace with state and 32x32 pixels."""
     out = tmp_path_factory.mktemp("demos") / "memory"
-    return collect(CollectConfig(env="embodied/MemoryPickPlace-v0", episodes=4, out=str(out), obs_mode="state+pixels", image_size=[32, 32]))
+    return collect(
+        CollectConfig(
+            env="embodied/MemoryPickPlace-v0", episodes=4, out=str(out), obs_mode="state+pixels", image_size=[32, 32]
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +68,13 @@ def state_demos(tmp_path_factory) -> Path:
 def make_agent(dataset: Path, obs_mode: str = "state", seed: int = 0, **overrides) -> PTPAgent:
     torch.manual_seed(seed)
     env = factory(obs_mode).make()
-    return PTPAgent(PTPConfig(dataset=str(dataset), **{**TINY, **overrides}), env.observation_space, env.action_space, torch.device("cpu"), seed)
+    return PTPAgent(
+        PTPConfig(dataset=str(dataset), **{**TINY, **overrides}),
+        env.observation_space,
+        env.action_space,
+        torch.device("cpu"),
+        seed,
+    )
 
 
 def train(agent: PTPAgent, steps: int, obs_mode: str = "state", stop_at: int | None = None) -> Hooks:
@@ -154,7 +176,12 @@ def test_save_load_gives_identical_samples_and_resume_is_exact(state_demos: Path
     frames = torch.randn(2, 4, 32)
     for agent in (straight, loaded):
         agent.sample_generator.manual_seed(11)
-    torch.testing.assert_close(straight.sample(frames, straight.sample_generator), loaded.sample(frames, loaded.sample_generator), rtol=0, atol=0)
+    torch.testing.assert_close(
+        straight.sample(frames, straight.sample_generator),
+        loaded.sample(frames, loaded.sample_generator),
+        rtol=0,
+        atol=0,
+    )
     ddpm = loaded.sample(frames, torch.Generator().manual_seed(0), sampler="ddpm")
     assert ddpm.shape == (2, 10, loaded.action_dim) and ddpm.abs().max() <= 1.0 + 1e-6
 
@@ -210,7 +237,9 @@ def test_a_stale_cache_is_refused(demos: Path, tmp_path: Path) -> None:
     agent = make_agent(demos, "state+pixels", **PIXEL, embedding_cache=str(tmp_path / "cache"))
     train(agent, 6, "state+pixels")
     assert (tmp_path / "cache" / "meta.json").exists()
-    other = make_agent(demos, "state+pixels", seed=5, **PIXEL, embedding_cache=str(tmp_path / "cache"))  # another encoder
+    other = make_agent(
+        demos, "state+pixels", seed=5, **PIXEL, embedding_cache=str(tmp_path / "cache")
+    )  # another encoder
     with pytest.raises(DatasetError, match="is stale: written by encoder"):
         train(other, 6, "state+pixels")
     (tmp_path / "junk").mkdir()

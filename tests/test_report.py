@@ -1,5 +1,6 @@
 """`embodied-report`: grouping by configuration, the table's mean ± CI, incomplete runs kept out,
 the plots, and one-line errors; on a real multirun the tests make and on hand-made runs."""
+
 from __future__ import annotations
 
 import json
@@ -16,13 +17,28 @@ from helpers import TINY, assert_one_line_error, run_cli
 def fake_run(path: Path, overrides: list[str], seed: int, success: float, status: str = "complete") -> None:
     (path / ".hydra").mkdir(parents=True)
     (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, f"seed={seed}", f"run_dir={path}"]))
-    (path / "summary.json").write_text(json.dumps({"status": status, "seed": seed, "experiment": "x", "metrics": {"eval/success_rate": success, "eval/return_mean": 10 * success, "skills/coverage_bins": 3.0}}))
+    (path / "summary.json").write_text(
+        json.dumps(
+            {
+                "status": status,
+                "seed": seed,
+                "experiment": "x",
+                "metrics": {
+                    "eval/success_rate": success,
+                    "eval/return_mean": 10 * success,
+                    "skills/coverage_bins": 3.0,
+                },
+            }
+        )
+    )
     rows = ["step,charts/episodic_return"] + [f"{s},{s * success / 100}" for s in (100, 200, 300)]
     (path / "metrics.csv").write_text("\n".join(rows) + "\n")
 
 
 def test_groups_by_configuration_and_averages_over_seeds(tmp_path: Path) -> None:
-    for i, (reward, seed, success) in enumerate([("sparse", 0, 0.2), ("sparse", 1, 0.4), ("handwritten", 0, 0.8), ("handwritten", 1, 1.0)]):
+    for i, (reward, seed, success) in enumerate(
+        [("sparse", 0, 0.2), ("sparse", 1, 0.4), ("handwritten", 0, 0.8), ("handwritten", 1, 1.0)]
+    ):
         fake_run(tmp_path / str(i), ["experiment=ppo_crafter_collect_wood", f"reward={reward}"], seed, success)
     fake_run(tmp_path / "4", ["experiment=ppo_crafter_collect_wood", "reward=sparse"], 2, 0.0, status="interrupted")
     runs = find_runs(tmp_path)
@@ -46,12 +62,26 @@ def test_groups_by_configuration_and_averages_over_seeds(tmp_path: Path) -> None
 def test_report_on_a_real_multirun(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = [a for a in TINY if not a.startswith(("eval.", "checkpoint."))]
-    run_cli("embodied.train", "-m", "seed=0,1", "agent.learning_rate=0.001,0.0003", *args, "eval.episodes=2", "eval.video=false", "checkpoint.every=0",
-            f"hydra.sweep.dir={sweep}", check=True)
+    run_cli(
+        "embodied.train",
+        "-m",
+        "seed=0,1",
+        "agent.learning_rate=0.001,0.0003",
+        *args,
+        "eval.episodes=2",
+        "eval.video=false",
+        "checkpoint.every=0",
+        f"hydra.sweep.dir={sweep}",
+        check=True,
+    )
     proc = run_cli("embodied.report", f"dir={sweep}", f"out={tmp_path / 'report'}", check=True)
     path = Path(proc.stdout.strip().splitlines()[-1])
     text = path.read_text()
-    rows = [line for line in text.splitlines() if line.startswith(("| agent.learning_rate=0.001 |", "| agent.learning_rate=0.0003 |"))]
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("| agent.learning_rate=0.001 |", "| agent.learning_rate=0.0003 |"))
+    ]
     assert len(rows) == 2 and all("| 0,1 |" in row for row in rows)
     summaries = [json.loads(p.read_text()) for p in sweep.rglob("summary.json")]
     lr = [s for s in summaries if "eval/success_rate" in s["metrics"]]

@@ -5,6 +5,7 @@ with reward code logs one warning when isolation is less than the kernel's and r
 it in summary.json (`reward_sandbox`); the Critic turns any source, however large or
 deep, into error records and keeps everything it sends to the Designer bounded.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,21 @@ from helpers import assert_one_line_error, run_cli
 from llm_double import ScriptedChatServer
 
 DEEP = "f = " + "lambda: " * 3000 + "1"
-HUGE = "def reward(view, memory):\n" + "    x = 1\n" * 1_250_000 + "    return 0.0, {'sparse': 0.0, 'dense': 0.0}\n"  # 12.5 MB
-TINY_TRAIN = ["total_steps=128", "env.num_envs=2", "agent.n_steps=64", "agent.batch_size=64", "agent.n_epochs=1", "agent.net_arch=[32]",
-              "env.max_episode_steps=40", "eval.episodes=1", "eval.video=false", "log_every=64"]
+HUGE = (
+    "def reward(view, memory):\n" + "    x = 1\n" * 1_250_000 + "    return 0.0, {'sparse': 0.0, 'dense': 0.0}\n"
+)  # 12.5 MB
+TINY_TRAIN = [
+    "total_steps=128",
+    "env.num_envs=2",
+    "agent.n_steps=64",
+    "agent.batch_size=64",
+    "agent.n_epochs=1",
+    "agent.net_arch=[32]",
+    "env.max_episode_steps=40",
+    "eval.episodes=1",
+    "eval.video=false",
+    "log_every=64",
+]
 PYTHON_ONLY = "reward code runs with Python-level isolation only (reward.isolation=python)"
 
 
@@ -42,7 +55,13 @@ def test_isolation_must_be_kernel_or_python() -> None:
 
 
 def test_bad_isolation_on_the_command_line_is_one_line(tmp_path: Path) -> None:
-    proc = run_cli("embodied.train", "experiment=ppo_crafter_collect_wood", "reward=handwritten", "reward.isolation=none", f"run_dir={tmp_path / 'bad'}")
+    proc = run_cli(
+        "embodied.train",
+        "experiment=ppo_crafter_collect_wood",
+        "reward=handwritten",
+        "reward.isolation=none",
+        f"run_dir={tmp_path / 'bad'}",
+    )
     assert_one_line_error(proc, "reward.isolation", "kernel, python")
 
 
@@ -50,7 +69,12 @@ def test_bad_isolation_on_the_command_line_is_one_line(tmp_path: Path) -> None:
 def test_the_warning_names_what_the_kernel_refused() -> None:
     full = {"mode": "kernel", "seccomp": True, "landlock": 7, "netns": True, "nobody": False, "problems": []}
     assert isolation_warning(full) is None
-    partial = {**full, "landlock": 0, "netns": False, "problems": ["Landlock unavailable: ENOSYS", "unshare refused: EPERM"]}
+    partial = {
+        **full,
+        "landlock": 0,
+        "netns": False,
+        "problems": ["Landlock unavailable: ENOSYS", "unshare refused: EPERM"],
+    }
     line = isolation_warning(partial)
     assert "without Landlock and a network namespace" in line and "ENOSYS" in line and "\n" not in line
     assert isolation_warning({**full, "mode": "python", "seccomp": False}).startswith(PYTHON_ONLY)
@@ -58,7 +82,15 @@ def test_the_warning_names_what_the_kernel_refused() -> None:
 
 def test_python_isolation_run_warns_once_and_records_it(tmp_path: Path) -> None:
     run_dir = tmp_path / "python"
-    run_cli("embodied.train", "experiment=ppo_crafter_collect_wood", "reward=handwritten", "reward.isolation=python", *TINY_TRAIN, f"run_dir={run_dir}", check=True)
+    run_cli(
+        "embodied.train",
+        "experiment=ppo_crafter_collect_wood",
+        "reward=handwritten",
+        "reward.isolation=python",
+        *TINY_TRAIN,
+        f"run_dir={run_dir}",
+        check=True,
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "complete"
     record = summary["reward_sandbox"]
@@ -78,7 +110,9 @@ def test_pathological_sources_are_static_errors(source: str) -> None:
 
 
 def test_feedback_is_capped() -> None:
-    errors = [{"kind": "forbidden", "message": "x" * 10_000, "line": i, "view": {"blob": "v" * 10_000}} for i in range(1, 30)]
+    errors = [
+        {"kind": "forbidden", "message": "x" * 10_000, "line": i, "view": {"blob": "v" * 10_000}} for i in range(1, 30)
+    ]
     review = {"problems": ["p" * 10_000] * 10, "suggestions": "one suggestion, not a list"}
     text = critic.feedback(errors, review)
     assert len(text) <= critic.MAX_FEEDBACK
@@ -119,7 +153,9 @@ def test_a_refused_seccomp_names_the_design_loops_key(monkeypatch: pytest.Monkey
     from embodied.sandbox.sandbox import IsolationError
 
     def refuse(*args, **kwargs):
-        raise IsolationError("the kernel refused the reward sandbox's seccomp filter (EINVAL): rerun with reward.isolation=python")
+        raise IsolationError(
+            "the kernel refused the reward sandbox's seccomp filter (EINVAL): rerun with reward.isolation=python"
+        )
 
     monkeypatch.setattr(embodied.sandbox, "RewardSandbox", refuse)
     with pytest.raises(IsolationError, match=r"for embodied-design-reward: isolation=python\)$"):
@@ -130,22 +166,39 @@ def test_design_loop_records_a_huge_design_as_a_static_error(tmp_path: Path) -> 
     """No training: the only design is refused, and the run still finishes with its records."""
     run_dir = tmp_path / "design"
     with ScriptedChatServer(default=f"```python\n{HUGE}```") as server:
-        proc = run_cli("embodied.agents.auto_mc_reward.loop", "task=CollectWood", "iterations=1", "revisions=1", "view_episodes=1", "isolation=python",
-                       f"run_dir={run_dir}", f"llm.base_url={server.base_url}", "llm.api_key_env=", "llm.mode=live", timeout=300)
+        proc = run_cli(
+            "embodied.agents.auto_mc_reward.loop",
+            "task=CollectWood",
+            "iterations=1",
+            "revisions=1",
+            "view_episodes=1",
+            "isolation=python",
+            f"run_dir={run_dir}",
+            f"llm.base_url={server.base_url}",
+            "llm.api_key_env=",
+            "llm.mode=live",
+            timeout=300,
+        )
         bodies = server.chat_bodies
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     critique = json.loads((run_dir / "iterations" / "1" / "critique.json").read_text())
     assert not critique["accepted"] and [a["errors"][0]["kind"] for a in critique["attempts"]] == ["syntax", "syntax"]
     revision = bodies[1]["messages"]
-    assert len(revision[-2]["content"]) <= 100_100 and len(revision[-1]["content"]) <= critic.MAX_FEEDBACK + 200, "what goes back to the Designer is bounded"
+    assert len(revision[-2]["content"]) <= 100_100 and len(revision[-1]["content"]) <= critic.MAX_FEEDBACK + 200, (
+        "what goes back to the Designer is bounded"
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["reward_sandbox"]["mode"] == "python" and summary["reward_sandbox"]["warning"].startswith(PYTHON_ONLY)
+    assert summary["reward_sandbox"]["mode"] == "python" and summary["reward_sandbox"]["warning"].startswith(
+        PYTHON_ONLY
+    )
     assert json.loads((run_dir / "iterations" / "1" / "metrics.json").read_text())["status"] == "design_failed"
     assert (run_dir / "design_reward.log").read_text().count(PYTHON_ONLY) == 1
 
 
-@pytest.mark.parametrize("content, needle", [(b"def reward(view, memory):\n    return 0.0, {'\xff': 1.0}\n", "not UTF-8"),
-                                             (b"#" * 200_000, "at most")])
+@pytest.mark.parametrize(
+    "content, needle",
+    [(b"def reward(view, memory):\n    return 0.0, {'\xff': 1.0}\n", "not UTF-8"), (b"#" * 200_000, "at most")],
+)
 def test_a_bad_reward_file_is_one_line(tmp_path: Path, content: bytes, needle: str) -> None:
     path = tmp_path / "reward.py"
     path.write_bytes(content)

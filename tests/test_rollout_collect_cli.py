@@ -1,4 +1,5 @@
 """Smoke and bad-input tests of embodied-rollout and embodied-collect."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,9 @@ def test_rollout_same_seed_same_returns(tiny_run: Path) -> None:
 
 def test_rollout_bad_inputs(tiny_run: Path, tmp_path: Path) -> None:
     assert_one_line_error(run_cli("embodied.rollout", f"run={tmp_path / 'missing'}"), "does not exist")
-    assert_one_line_error(run_cli("embodied.rollout", f"run={tiny_run}", "checkpoint=12345"), "no checkpoint at step 12345", "300")
+    assert_one_line_error(
+        run_cli("embodied.rollout", f"run={tiny_run}", "checkpoint=12345"), "no checkpoint at step 12345", "300"
+    )
     assert_one_line_error(run_cli("embodied.rollout", f"run={tiny_run}", "episods=2"), "episodes")
     assert_one_line_error(run_cli("embodied.rollout"), "run=")
 
@@ -72,7 +75,15 @@ def test_rollout_unwritable_output(tiny_run: Path, tmp_path: Path) -> None:
 
 def test_collect_writes_dataset(tmp_path: Path) -> None:
     out = tmp_path / "reach"
-    run_cli("embodied.collect", "env=embodied/MetaWorld-reach-v0", "episodes=2", f"out={out}", "max_episode_steps=60", "action_noise=0.05", check=True)
+    run_cli(
+        "embodied.collect",
+        "env=embodied/MetaWorld-reach-v0",
+        "episodes=2",
+        f"out={out}",
+        "max_episode_steps=60",
+        "action_noise=0.05",
+        check=True,
+    )
     ds = DemoDataset.open(out)
     assert ds.num_episodes == 2 and ds.num_steps == 120 and ds.obs_keys == ["state"]
     assert ds.attrs["success_rate"] == 1.0 and ds.attrs["episode_success"] == [True, True]
@@ -82,8 +93,18 @@ def test_collect_writes_dataset(tmp_path: Path) -> None:
 
 
 def test_collect_bad_inputs(tmp_path: Path) -> None:
-    assert_one_line_error(run_cli("embodied.collect", "env=embodied/MetaWorld-reech-v0", "episodes=1", f"out={tmp_path / 'a'}"), "reach")
+    assert_one_line_error(
+        run_cli("embodied.collect", "env=embodied/MetaWorld-reech-v0", "episodes=1", f"out={tmp_path / 'a'}"), "reach"
+    )
     assert_one_line_error(run_cli("embodied.collect", "env=embodied/MetaWorld-reach-v0", "episodes=1"), "out=")
-    proc = run_cli("embodied.collect", "env=embodied/MetaWorld-reach-v0", "episodes=2", f"out={tmp_path / 'noisy'}", "action_noise=5", "max_attempts=2", "max_episode_steps=30")
+    proc = run_cli(
+        "embodied.collect",
+        "env=embodied/MetaWorld-reach-v0",
+        "episodes=2",
+        f"out={tmp_path / 'noisy'}",
+        "action_noise=5",
+        "max_attempts=2",
+        "max_episode_steps=30",
+    )
     assert_one_line_error(proc, "nothing written")
     assert not (tmp_path / "noisy").exists() and not list(tmp_path.glob("noisy.tmp*"))

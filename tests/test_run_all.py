@@ -2,6 +2,7 @@
 
 No speeds are asserted: a tiny budget on a subset, only the shape of what is written.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -46,15 +47,32 @@ def table_rows(text: str) -> list[str]:
 
 
 def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "benchmarks/run_all.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "benchmarks/run_all.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_suite_writes_results_and_table_and_reports_failures(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(README)
     results = tmp_path / "results.json"
-    proc = run_suite(tmp_path, "--budget", "tiny", "--only", "sandbox,agent_speed", "--agents", "ppo", "--results", str(results),
-                     "--readme", str(readme), "--work", str(tmp_path / "work"), "--inject-failure", "error")
+    proc = run_suite(
+        tmp_path,
+        "--budget",
+        "tiny",
+        "--only",
+        "sandbox,agent_speed",
+        "--agents",
+        "ppo",
+        "--results",
+        str(results),
+        "--readme",
+        str(readme),
+        "--work",
+        str(tmp_path / "work"),
+        "--inject-failure",
+        "error",
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]  # the injected failure; the real benchmarks ran
     assert "error: 1 of 3 benchmark jobs failed: injected_failure" in proc.stderr
 
@@ -98,8 +116,24 @@ def test_suite_writes_results_and_table_and_reports_failures(tmp_path: Path) -> 
     assert "**failed**: exit status 1: error: injected failure" in failure_row
 
     # --rerun-failed runs only the failed job again, keeps the other entries and records the re-run.
-    proc = run_suite(tmp_path, "--budget", "tiny", "--only", "sandbox,agent_speed", "--agents", "ppo", "--results", str(results),
-                     "--readme", str(readme), "--work", str(tmp_path / "work"), "--inject-failure", "error", "--rerun-failed")
+    proc = run_suite(
+        tmp_path,
+        "--budget",
+        "tiny",
+        "--only",
+        "sandbox,agent_speed",
+        "--agents",
+        "ppo",
+        "--results",
+        str(results),
+        "--readme",
+        str(readme),
+        "--work",
+        str(tmp_path / "work"),
+        "--inject-failure",
+        "error",
+        "--rerun-failed",
+    )
     assert proc.returncode == 1 and "[1/1]" in proc.stderr, proc.stderr[-2000:]
     again = json.loads(results.read_text())
     kept = [e for e in again["benchmarks"] if e["name"] != "injected_failure"]
@@ -129,11 +163,14 @@ def test_update_readme_rewrites_only_between_markers(tmp_path: Path) -> None:
     assert "needs exactly one" in run_all.check_readme(broken)
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--only", "nope", "--results", "{tmp}/r.json", "--no-readme"], "unknown benchmark 'nope'"),
-    (["--agents", "nope", "--results", "{tmp}/r.json", "--no-readme"], "unknown agent 'nope'"),
-    (["--budget", "tiny", "--no-readme"], "--budget tiny only checks the plumbing"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--only", "nope", "--results", "{tmp}/r.json", "--no-readme"], "unknown benchmark 'nope'"),
+        (["--agents", "nope", "--results", "{tmp}/r.json", "--no-readme"], "unknown agent 'nope'"),
+        (["--budget", "tiny", "--no-readme"], "--budget tiny only checks the plumbing"),
+    ],
+)
 def test_bad_arguments_fail_before_running_anything(tmp_path: Path, args: list[str], needle: str) -> None:
     proc = run_suite(tmp_path, *(a.format(tmp=tmp_path) for a in args), "--work", str(tmp_path / "work"))
     assert proc.returncode == 2 and needle in proc.stderr
@@ -143,12 +180,16 @@ def test_bad_arguments_fail_before_running_anything(tmp_path: Path, args: list[s
 def test_missing_markers_fail_before_running_anything(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("# no markers\n")
-    proc = run_suite(tmp_path, "--readme", str(readme), "--results", str(tmp_path / "r.json"), "--work", str(tmp_path / "work"))
+    proc = run_suite(
+        tmp_path, "--readme", str(readme), "--results", str(tmp_path / "r.json"), "--work", str(tmp_path / "work")
+    )
     assert proc.returncode == 2 and "needs exactly one" in proc.stderr
     assert not (tmp_path / "r.json").exists() and readme.read_text() == "# no markers\n"
 
 
-def test_the_table_lives_in_benchmarks_readme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_the_table_lives_in_benchmarks_readme(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     """By default the table goes to benchmarks/README.md, which holds the only generated copy; the top-level README has none."""
     assert run_all.TABLE_PATH == ROOT / "benchmarks" / "README.md"
     assert run_all.check_readme(run_all.TABLE_PATH) is None

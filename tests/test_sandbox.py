@@ -1,4 +1,5 @@
 """Reward sandbox: static checks, runtime layers, limits, return validation and batching."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,7 @@ from embodied.sandbox import RewardError, RewardSandbox, check_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
-TYPICAL = '''
+TYPICAL = """
 import math
 from math import sqrt
 
@@ -41,7 +42,7 @@ def reward(view, memory):
     seen.add(pos)
     danger = -0.02 * max(0, 5 - view["life_stats"]["health"])
     return collect + approach + explore + danger, {"collect": collect, "approach": approach, "explore": explore, "danger": danger}
-'''
+"""
 
 
 def body(*lines: str) -> str:
@@ -77,7 +78,7 @@ def test_template_and_typical_reward_pass_the_checks() -> None:
     assert check_source(TYPICAL) == []
 
 
-ALLOWED = '''
+ALLOWED = """
 import math
 import numpy as np
 import numpy.linalg
@@ -111,7 +112,7 @@ def reward(view, memory, /):
     ranked = sorted({k: v for k, v in view["near"].items()}, key=lambda k: -view["near"][k])
     norm = float(linalg.norm(np.array([3.0, 4.0]))) + float(numpy.linalg.norm([0.0, 1.0]))
     return helper(total) + root(norm) + math.floor(1.5), {"n": float(len(ranked)), "norm": norm}
-'''
+"""
 
 
 def test_allowed_constructs_pass_and_run_like_in_process() -> None:
@@ -122,16 +123,37 @@ def test_allowed_constructs_pass_and_run_like_in_process() -> None:
 
 
 FORBIDDEN = [
-    ("import os", 3), ("import subprocess", 3), ("from os import system", 3), ("import socket", 3),
-    ("import numpy.lib", 3), ("from numpy import load", 3), ("from numpy.lib import stride_tricks", 3),
-    ("__import__('os')", 3), ("open('/etc/passwd')", 3),
-    ("().__class__.__bases__[0].__subclasses__()", 3), ("getattr(np, 'load')", 3), ("np.load('x.npy')", 3),
-    ("m = np; m.save('x', 1)", 3), ("np.zeros(3).tofile('x')", 3), ("np.zeros(3).ctypes", 3), ("np.ctypeslib", 3),
-    ("np.lib.stride_tricks.as_strided(np.zeros(1), (9,), (8,))", 3), ("np.frombuffer(b'x', np.uint8)", 3),
-    ("eval('1')", 3), ("exec('x = 1')", 3), ("compile('1', 'f', 'eval')", 3), ("globals()", 3), ("vars()", 3),
-    ("type('A', (), {})", 3), ("breakpoint()", 3), ("g = (i for i in [1]).gi_frame", 3),
-    ("global g", 3), ("yield 1", 3), ("class A: pass", 3),
-    ("_secret = 1", 3), ("match view:", "    case dict(__class__=c): pass", 4),
+    ("import os", 3),
+    ("import subprocess", 3),
+    ("from os import system", 3),
+    ("import socket", 3),
+    ("import numpy.lib", 3),
+    ("from numpy import load", 3),
+    ("from numpy.lib import stride_tricks", 3),
+    ("__import__('os')", 3),
+    ("open('/etc/passwd')", 3),
+    ("().__class__.__bases__[0].__subclasses__()", 3),
+    ("getattr(np, 'load')", 3),
+    ("np.load('x.npy')", 3),
+    ("m = np; m.save('x', 1)", 3),
+    ("np.zeros(3).tofile('x')", 3),
+    ("np.zeros(3).ctypes", 3),
+    ("np.ctypeslib", 3),
+    ("np.lib.stride_tricks.as_strided(np.zeros(1), (9,), (8,))", 3),
+    ("np.frombuffer(b'x', np.uint8)", 3),
+    ("eval('1')", 3),
+    ("exec('x = 1')", 3),
+    ("compile('1', 'f', 'eval')", 3),
+    ("globals()", 3),
+    ("vars()", 3),
+    ("type('A', (), {})", 3),
+    ("breakpoint()", 3),
+    ("g = (i for i in [1]).gi_frame", 3),
+    ("global g", 3),
+    ("yield 1", 3),
+    ("class A: pass", 3),
+    ("_secret = 1", 3),
+    ("match view:", "    case dict(__class__=c): pass", 4),
 ]
 
 
@@ -170,11 +192,14 @@ def test_wrong_signature_is_rejected(source: str, line: int | None) -> None:
         RewardSandbox(source)
 
 
-@pytest.mark.parametrize("source, line", [
-    ("def reward(view, memory)\n    return 0.0, {}\n", 1),
-    ("return 1\ndef reward(view, memory):\n    import os\n    return 0.0, {}\n", 1),
-    ("def reward(view, memory):\n    return " + "+".join(["1"] * 20000) + ", {}\n", None),  # too deep to parse
-])
+@pytest.mark.parametrize(
+    "source, line",
+    [
+        ("def reward(view, memory)\n    return 0.0, {}\n", 1),
+        ("return 1\ndef reward(view, memory):\n    import os\n    return 0.0, {}\n", 1),
+        ("def reward(view, memory):\n    return " + "+".join(["1"] * 20000) + ", {}\n", None),  # too deep to parse
+    ],
+)
 def test_syntax_errors_are_reported_with_their_line(source: str, line: int) -> None:
     assert [(p.kind, p.line) for p in check_source(source)] == [("syntax", line)]
 
@@ -206,7 +231,7 @@ def test_batched_results_equal_in_process_on_crafter_views(views: list[dict]) ->
     got = []
     with RewardSandbox(TYPICAL) as sandbox:
         for start in range(0, len(views), 16):
-            got += sandbox.call(views[start:start + 16], [i % 4 for i in range(start, min(start + 16, len(views)))])
+            got += sandbox.call(views[start : start + 16], [i % 4 for i in range(start, min(start + 16, len(views)))])
     assert got == expected and len(got) == len(views)
 
 
@@ -216,12 +241,20 @@ def test_exception_reports_the_innermost_line_and_the_offending_view(views: list
     with RewardSandbox(source) as sandbox:
         with pytest.raises(RewardError) as err:
             sandbox.call(batch, list(range(8)))
-        assert (err.value.kind, err.value.line, err.value.message) == ("exception", 2, "ZeroDivisionError: division by zero")
-        assert err.value.view == batch[5] and str(err.value) == "exception at line 2: ZeroDivisionError: division by zero"
+        assert (err.value.kind, err.value.line, err.value.message) == (
+            "exception",
+            2,
+            "ZeroDivisionError: division by zero",
+        )
+        assert (
+            err.value.view == batch[5] and str(err.value) == "exception at line 2: ZeroDivisionError: division by zero"
+        )
         assert sandbox.call(batch[:1], [0]) == [(1.0, {})]  # not fatal: the worker lives on
 
 
-@pytest.mark.parametrize("hang, line", [("while True: pass", 4), ("sum(range(10**12))", None)], ids=["python loop", "C loop"])
+@pytest.mark.parametrize(
+    "hang, line", [("while True: pass", 4), ("sum(range(10**12))", None)], ids=["python loop", "C loop"]
+)
 def test_timeout_kills_the_worker_and_reset_restarts_it(hang: str, line: int | None) -> None:
     """A Python loop reports its line before the worker is killed; a call stuck in C cannot."""
     source = body('if view["step"] == 2:', f"    {hang}")
@@ -263,10 +296,14 @@ def test_the_shared_page_cannot_move_the_deadline() -> None:
         assert err.value.kind == "timeout" and time.monotonic() - started < 1.5
 
 
-@pytest.mark.parametrize("hog", [
-    "x = [0] * 10**10",
-    "for _ in range(100): memory.setdefault('hoard', []).append([0] * 10**7)",
-], ids=["one huge list", "growing memory"])
+@pytest.mark.parametrize(
+    "hog",
+    [
+        "x = [0] * 10**10",
+        "for _ in range(100): memory.setdefault('hoard', []).append([0] * 10**7)",
+    ],
+    ids=["one huge list", "growing memory"],
+)
 def test_unbounded_allocation_is_stopped_as_memory(hog: str) -> None:
     source = body('if view["step"] == 1:', f"    {hog}")
     batch = [{"step": i} for i in range(3)]
@@ -287,7 +324,7 @@ def test_cpu_limit_stops_a_batch_that_burns_cpu() -> None:
         assert time.monotonic() - started < 10
 
 
-BAD = '''
+BAD = """
 import numpy as np
 def reward(view, memory):
     case = view["case"]
@@ -313,10 +350,29 @@ def reward(view, memory):
     if case == "long name": return 1.0, {"x" * 101: 0.0}
     if case == "numpy scalars": return np.float32(0.5), {"a": np.int64(2)}
     return 1, {"b": 2}
-'''
-BAD_CASES = ["nan total", "inf component", "numpy nan", "string total", "bare number", "three items", "one item", "bool total",
-             "bool component", "int name", "list components", "none", "array total", "huge int", "too many components", "long name",
-             "nan, known names", "inf, known names", "bool, known names", "huge, known names"]  # the last four after a good item: the fast path
+"""
+BAD_CASES = [
+    "nan total",
+    "inf component",
+    "numpy nan",
+    "string total",
+    "bare number",
+    "three items",
+    "one item",
+    "bool total",
+    "bool component",
+    "int name",
+    "list components",
+    "none",
+    "array total",
+    "huge int",
+    "too many components",
+    "long name",
+    "nan, known names",
+    "inf, known names",
+    "bool, known names",
+    "huge, known names",
+]  # the last four after a good item: the fast path
 
 
 @pytest.fixture(scope="module")
@@ -331,16 +387,36 @@ def test_bad_returns_are_reported_not_replaced(bad_sandbox: RewardSandbox, case:
     with pytest.raises(RewardError) as err:
         bad_sandbox.call(batch, [0, 1, 2])
     assert err.value.kind == "bad_return" and err.value.view == {"case": case}
-    assert bad_sandbox.call([{"case": "numpy scalars"}, {"case": "ok"}], [0, 1]) == [(0.5, {"a": 2.0}), (1.0, {"b": 2.0})]
+    assert bad_sandbox.call([{"case": "numpy scalars"}, {"case": "ok"}], [0, 1]) == [
+        (0.5, {"a": 2.0}),
+        (1.0, {"b": 2.0}),
+    ]
 
 
 RUNTIME = [
     (["__import__('os')"], "forbidden", "import of 'os'", 3),
     (["import socket"], "forbidden", "import of 'socket'", 3),
-    (["try:", "    __import__('subprocess')", "except Exception:", "    pass"], "forbidden", "import of 'subprocess'", 4),
-    (["[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'socket'][0]()"], "exception", "IndexError", 3),
-    (["w = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]",
-      "w.__init__.__globals__['__builtins__']['open']('/etc/hostname')"], "forbidden", "open", 4),
+    (
+        ["try:", "    __import__('subprocess')", "except Exception:", "    pass"],
+        "forbidden",
+        "import of 'subprocess'",
+        4,
+    ),
+    (
+        ["[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'socket'][0]()"],
+        "exception",
+        "IndexError",
+        3,
+    ),
+    (
+        [
+            "w = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]",
+            "w.__init__.__globals__['__builtins__']['open']('/etc/hostname')",
+        ],
+        "forbidden",
+        "open",
+        4,
+    ),
     (["(i for i in [1]).gi_frame"], "forbidden", "object.__getattr__", 3),
     (["open('/etc/passwd')"], "exception", "NameError", 3),
     (["getattr(np, 'load')"], "exception", "NameError", 3),
@@ -348,13 +424,19 @@ RUNTIME = [
 
 
 @pytest.mark.parametrize("lines, kind, needle, line", RUNTIME, ids=lambda x: x[0] if isinstance(x, list) else None)
-def test_runtime_layers_stop_code_that_skipped_the_static_checks(lines: list[str], kind: str, needle: str, line: int) -> None:
+def test_runtime_layers_stop_code_that_skipped_the_static_checks(
+    lines: list[str], kind: str, needle: str, line: int
+) -> None:
     source = body(*lines)
     assert check_source(source)  # the static layer alone would have caught it
     with RewardSandbox._unchecked(source) as sandbox:
         with pytest.raises(RewardError) as err:
             sandbox.call([{"step": 7}], [0])
-        assert (err.value.kind, err.value.line, err.value.view) == (kind, line, {"step": 7}) and needle in err.value.message
+        assert (err.value.kind, err.value.line, err.value.view) == (
+            kind,
+            line,
+            {"step": 7},
+        ) and needle in err.value.message
         if kind == "forbidden":  # fatal: the worker is gone until reset
             with pytest.raises(RewardError, match="call reset"):
                 sandbox.call([{"step": 7}], [0])
@@ -362,8 +444,10 @@ def test_runtime_layers_stop_code_that_skipped_the_static_checks(lines: list[str
 
 def test_escape_to_os_system_is_blocked(tmp_path: Path) -> None:
     marker = tmp_path / "escaped"
-    source = body("w = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]",
-                  f"w.__init__.__globals__['system']('touch {marker}')")
+    source = body(
+        "w = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == '_wrap_close'][0]",
+        f"w.__init__.__globals__['system']('touch {marker}')",
+    )
     with RewardSandbox._unchecked(source) as sandbox:
         with pytest.raises(RewardError, match="os.system is blocked"):
             sandbox.call([{}], [0])
@@ -382,9 +466,19 @@ def test_reward_error_is_a_one_line_json_ready_picklable_record(views: list[dict
     err = RewardError("exception", "ValueError:\n  bad\tthing", 4, views[3])
     assert isinstance(err, EmbodiedError) and str(err) == "exception at line 4: ValueError: bad thing"
     record = json.loads(json.dumps(err.as_dict()))
-    assert record["kind"] == "exception" and record["line"] == 4 and record["view"]["location_stats"]["pos"] == list(views[3]["location_stats"]["pos"])
+    assert (
+        record["kind"] == "exception"
+        and record["line"] == 4
+        and record["view"]["location_stats"]["pos"] == list(views[3]["location_stats"]["pos"])
+    )
     again = pickle.loads(pickle.dumps(err))
-    assert (again.kind, again.message, again.line, again.view, str(again)) == (err.kind, err.message, err.line, err.view, str(err))
+    assert (again.kind, again.message, again.line, again.view, str(again)) == (
+        err.kind,
+        err.message,
+        err.line,
+        err.view,
+        str(err),
+    )
     assert str(RewardError("signature", "no reward")) == "signature: no reward"
     with pytest.raises(ValueError):
         RewardError("oops", "unknown kind")
@@ -402,8 +496,17 @@ def test_close_stops_the_worker() -> None:
 
 def test_overhead_benchmark_runs() -> None:
     """The benchmark's code path (its numbers come from a full run, not from here)."""
-    proc = subprocess.run([sys.executable, "benchmarks/sandbox_overhead.py", "--seconds", "0.05", "--repeats", "1", "--views", "64"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/sandbox_overhead.py", "--seconds", "0.05", "--repeats", "1", "--views", "64"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| typical | kernel, batch 16 |" in proc.stdout and "| typical | python, batch 16 |" in proc.stdout and "| numpy | in-process |" in proc.stdout
+    assert (
+        "| typical | kernel, batch 16 |" in proc.stdout
+        and "| typical | python, batch 16 |" in proc.stdout
+        and "| numpy | in-process |" in proc.stdout
+    )
     assert proc.stdout.strip().splitlines()[-1].startswith("command: python benchmarks/sandbox_overhead.py")

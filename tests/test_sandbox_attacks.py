@@ -6,6 +6,7 @@ static check would stop the source first) and with the kernel layer alone
 its own. Marker files live in pytest's tmp_path, which the worker could reach if any
 filesystem access were left to it.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,15 @@ def fails(sandbox: RewardSandbox, view: dict = VIEW) -> RewardError:
 
 def test_the_kernel_layer_is_on() -> None:
     """getcwd is harmless but not on the allow-list: EPERM can only come from the seccomp filter."""
-    source = reward("try:", "    os.getcwd()", "    errno = 0", "except OSError as e:", "    errno = e.errno",
-                    "return 0.0, {'errno': float(errno)}", head="import os")
+    source = reward(
+        "try:",
+        "    os.getcwd()",
+        "    errno = 0",
+        "except OSError as e:",
+        "    errno = e.errno",
+        "return 0.0, {'errno': float(errno)}",
+        head="import os",
+    )
     with kernel_only(source) as sandbox:
         assert sandbox.call([VIEW], [0]) == [(0.0, {"errno": 1.0})]
         assert sandbox.isolation["landlock"] >= 1 and sandbox.isolation["netns"]
@@ -63,13 +71,16 @@ def test_the_kernel_layer_is_on() -> None:
 ESCAPE = "b = np.random.default_rng.func_globals['__builtins__']"
 
 
-@pytest.mark.parametrize("action", [
-    "b.__import__('os').open({marker!r}, 0o101)",
-    "b.open({marker!r}, 'w').write('x')",
-    "b.__import__('os').system('touch {marker}')",
-    "b.__import__('os').execv('/bin/touch', ['touch', {marker!r}])",
-    "b.__import__('os').posix_spawn('/bin/touch', ['touch', {marker!r}], {{}})",
-])
+@pytest.mark.parametrize(
+    "action",
+    [
+        "b.__import__('os').open({marker!r}, 0o101)",
+        "b.open({marker!r}, 'w').write('x')",
+        "b.__import__('os').system('touch {marker}')",
+        "b.__import__('os').execv('/bin/touch', ['touch', {marker!r}])",
+        "b.__import__('os').posix_spawn('/bin/touch', ['touch', {marker!r}], {{}})",
+    ],
+)
 def test_escape_through_func_globals_creates_no_file(tmp_path: Path, action: str) -> None:
     marker = str(tmp_path / "escaped")
     source = reward(ESCAPE, action.format(marker=marker))
@@ -79,12 +90,15 @@ def test_escape_through_func_globals_creates_no_file(tmp_path: Path, action: str
     assert not os.path.exists(marker)
 
 
-@pytest.mark.parametrize("route", [
-    "__import__('os').open({marker!r}, os.O_CREAT | os.O_WRONLY)",
-    "__import__('io').open({marker!r}, 'w')",
-    "sys.modules['ctypes'].CDLL(None).creat({marker!r}.encode(), 0o644)",
-    "sys.modules['ctypes'].CDLL(None).syscall(257, -100, {marker!r}.encode(), 0o101, 0o644)",
-])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "__import__('os').open({marker!r}, os.O_CREAT | os.O_WRONLY)",
+        "__import__('io').open({marker!r}, 'w')",
+        "sys.modules['ctypes'].CDLL(None).creat({marker!r}.encode(), 0o644)",
+        "sys.modules['ctypes'].CDLL(None).syscall(257, -100, {marker!r}.encode(), 0o101, 0o644)",
+    ],
+)
 def test_every_python_route_to_open_meets_the_kernel(tmp_path: Path, route: str) -> None:
     marker = str(tmp_path / "opened")
     err = fails(kernel_only(reward(route.format(marker=marker), head="import os, sys")))
@@ -92,20 +106,30 @@ def test_every_python_route_to_open_meets_the_kernel(tmp_path: Path, route: str)
     assert not os.path.exists(marker)
 
 
-@pytest.mark.parametrize("route", [
-    "sys.modules['ctypes'].CDLL(None).socket(2, 1, 0)",
-    "sys.modules['ctypes'].CDLL(None).socket(1, 1, 0)",
-    "sys.modules['ctypes'].CDLL(None).syscall(41, 2, 2, 0)",
-    "__import__('socket').create_connection(('127.0.0.1', 9))",
-])
+@pytest.mark.parametrize(
+    "route",
+    [
+        "sys.modules['ctypes'].CDLL(None).socket(2, 1, 0)",
+        "sys.modules['ctypes'].CDLL(None).socket(1, 1, 0)",
+        "sys.modules['ctypes'].CDLL(None).syscall(41, 2, 2, 0)",
+        "__import__('socket').create_connection(('127.0.0.1', 9))",
+    ],
+)
 def test_every_route_to_a_socket_meets_the_kernel(route: str) -> None:
     err = fails(kernel_only(reward(route, head="import sys")))
     assert err.kind == "forbidden" and "kernel" in err.message
 
 
-@pytest.mark.parametrize("call", ["os.fork()", "os.kill(os.getppid(), signal.SIGKILL)", "os.kill(0, signal.SIGKILL)",
-                                  "sys.modules['ctypes'].CDLL(None).ptrace(16, os.getppid(), 0, 0)",
-                                  "resource.setrlimit(resource.RLIMIT_CPU, (10**6, 10**6))"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "os.fork()",
+        "os.kill(os.getppid(), signal.SIGKILL)",
+        "os.kill(0, signal.SIGKILL)",
+        "sys.modules['ctypes'].CDLL(None).ptrace(16, os.getppid(), 0, 0)",
+        "resource.setrlimit(resource.RLIMIT_CPU, (10**6, 10**6))",
+    ],
+)
 def test_processes_signals_and_limits_are_refused_and_the_parent_lives(call: str) -> None:
     source = reward(call, head="import os, sys, signal, resource")
     err = fails(kernel_only(source))
@@ -115,7 +139,9 @@ def test_processes_signals_and_limits_are_refused_and_the_parent_lives(call: str
 
 def test_reading_the_parents_environment_file_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-secret-0123")
-    source = reward("text = open(f'/proc/{os.getppid()}/environ').read()", "return 0.0, {text[:90]: 1.0}", head="import os")
+    source = reward(
+        "text = open(f'/proc/{os.getppid()}/environ').read()", "return 0.0, {text[:90]: 1.0}", head="import os"
+    )
     err = fails(kernel_only(source))
     assert err.kind == "forbidden" and "sk-test" not in str(err)
 
@@ -125,11 +151,17 @@ def test_the_worker_inherits_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-test-secret")
     source = reward("return 0.0, {k + '=' + v: 1.0 for k, v in os.environ.items()}", head="import os")
     with kernel_only(source) as sandbox:
-        (_, names), = sandbox.call([VIEW], [0])
+        ((_, names),) = sandbox.call([VIEW], [0])
     assert not any("secret" in name for name in names)
-    assert {name.split("=")[0] for name in names} <= {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                                        "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LD_LIBRARY_PATH",
-                                                        "LC_CTYPE"}  # set by Python's own C-locale coercion (PEP 538)
+    assert {name.split("=")[0] for name in names} <= {
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE",
+        "LD_LIBRARY_PATH",
+        "LC_CTYPE",
+    }  # set by Python's own C-locale coercion (PEP 538)
 
 
 def test_no_descriptor_but_the_pipes_is_inherited(tmp_path: Path) -> None:
@@ -146,12 +178,16 @@ def test_no_descriptor_but_the_pipes_is_inherited(tmp_path: Path) -> None:
 
 # --- error reports never run reward code -------------------------------------------------------------
 
+
 def test_error_formatting_runs_no_reward_code(tmp_path: Path) -> None:
     """A numpy print formatter plus an exception holding an array: the formatter never runs."""
     marker = tmp_path / "formatter-ran"
     head = f"import numpy as np\n{ESCAPE}\nos = b.__import__('os')"
-    source = reward(f"np.set_printoptions(formatter={{'all': lambda x: os.open({str(marker)!r}, 0o101) and 'x'}})",
-                    "raise KeyError(np.array([1.0, 2.0]))", head=head)
+    source = reward(
+        f"np.set_printoptions(formatter={{'all': lambda x: os.open({str(marker)!r}, 0o101) and 'x'}})",
+        "raise KeyError(np.array([1.0, 2.0]))",
+        head=head,
+    )
     for sandbox in both(source):
         err = fails(sandbox)
         assert err.kind == "exception" and "<ndarray>" in err.message, err
@@ -179,6 +215,7 @@ def reward(view, memory):
 
 # --- the parent trusts nothing it reads -----------------------------------------------------------
 
+
 def test_a_half_written_reply_times_out_instead_of_hanging() -> None:
     source = reward("os.write(int(sys.argv[2]), b'\\x10\\x00')", "while True: pass", head="import os, sys")
     started = time.monotonic()
@@ -187,25 +224,35 @@ def test_a_half_written_reply_times_out_instead_of_hanging() -> None:
 
 
 def test_a_reply_claiming_a_gigabyte_is_refused_without_allocating_it() -> None:
-    source = reward("os.write(int(sys.argv[2]), struct.pack('<I', 2**30) + b'x' * 1000)", "while True: pass",
-                    head="import os, sys, struct")
+    source = reward(
+        "os.write(int(sys.argv[2]), struct.pack('<I', 2**30) + b'x' * 1000)",
+        "while True: pass",
+        head="import os, sys, struct",
+    )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     err = fails(kernel_only(source, timeout_s=2.0))
     assert err.kind == "protocol" and "1073741824-byte reply" in err.message
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: no 1 GiB buffer
 
 
-@pytest.mark.parametrize("header", [
-    '{"schemas": [["a"]], "ids": null}',  # one value promised, none sent
-    '{"schemas": [[1]], "ids": null}',
-    '{"schemas": "x", "ids": 5}',
-    '[1, 2]',
-    '{"error": {"kind": "rm -rf", "message": 5}}',
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        '{"schemas": [["a"]], "ids": null}',  # one value promised, none sent
+        '{"schemas": [[1]], "ids": null}',
+        '{"schemas": "x", "ids": 5}',
+        "[1, 2]",
+        '{"error": {"kind": "rm -rf", "message": 5}}',
+    ],
+)
 def test_a_forged_reply_is_a_protocol_error(header: str) -> None:
-    source = reward(f"h = {header!r}.encode()", "body = struct.pack('<I', len(h)) + h",
-                    "os.write(int(sys.argv[2]), struct.pack('<I', len(body)) + body)", "while True: pass",
-                    head="import os, sys, struct")
+    source = reward(
+        f"h = {header!r}.encode()",
+        "body = struct.pack('<I', len(h)) + h",
+        "os.write(int(sys.argv[2]), struct.pack('<I', len(body)) + body)",
+        "while True: pass",
+        head="import os, sys, struct",
+    )
     err = fails(kernel_only(source, timeout_s=2.0))
     assert err.kind == "protocol"
 
@@ -214,8 +261,10 @@ def test_patched_reply_encoder_cannot_smuggle_non_finite_values() -> None:
     """The reward replaces the worker's own json/math: the parent validates with its own modules."""
     patched = "math.isfinite = lambda x: True", "return float('nan'), {'a': float('inf')}"
     everything = "sys.modules['math'].isfinite = sys.modules['json'].dumps = lambda *a, **k: 'x'", *patched
-    for sandbox in (RewardSandbox._unchecked(reward(*patched, head="import math")),
-                    kernel_only(reward(*patched, head="import math"))):
+    for sandbox in (
+        RewardSandbox._unchecked(reward(*patched, head="import math")),
+        kernel_only(reward(*patched, head="import math")),
+    ):
         err = fails(sandbox)
         assert err.kind == "bad_return" and "finite" in err.message
     err = fails(kernel_only(reward(*everything, head="import math, sys")))
@@ -275,8 +324,10 @@ def test_module_level_state_is_fresh_per_slot_and_per_episode() -> None:
         assert first == [(0.0, {"calls": 1.0, "others": 0.0})] * 2  # slot 1 does not see slot 0's memory
         assert sandbox.call([{"step": 3}], [0]) == [(0.0, {"calls": 2.0, "others": 0.0})]
         sandbox.reset([0])
-        assert sandbox.call([{"step": 4}, {"step": 5}], [0, 1]) == [(0.0, {"calls": 1.0, "others": 0.0}),
-                                                                     (0.0, {"calls": 2.0, "others": 0.0})]
+        assert sandbox.call([{"step": 4}, {"step": 5}], [0, 1]) == [
+            (0.0, {"calls": 1.0, "others": 0.0}),
+            (0.0, {"calls": 2.0, "others": 0.0}),
+        ]
 
 
 def test_reassigning_a_module_attribute_stays_in_its_slot() -> None:
@@ -289,15 +340,19 @@ def test_reassigning_a_module_attribute_stays_in_its_slot() -> None:
 
 # --- the checker never crashes its caller -----------------------------------------------------------
 
-@pytest.mark.parametrize("source", [
-    "f = " + "lambda: " * 3000 + "1",
-    "x = " + "(" * 5000 + ")" * 5000,
-    "x = " + "[" * 100 + "]" * 100 + "\n" + "def reward(view, memory):\n    return " + "-" * 100000 + "1, {}\n",
-    b"def reward(view, memory):\n    return 0.0, {'\xff': 1.0}\n",
-    "# " + "x" * 10_000_000 + "\ndef reward(view, memory):\n    return 0.0, {}\n",
-    "def reward(view, memory):\n    return 0.0, {}\n\x00",
-    "def reward(view, memory):\n    return '\ud800', {}\n",
-])
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "f = " + "lambda: " * 3000 + "1",
+        "x = " + "(" * 5000 + ")" * 5000,
+        "x = " + "[" * 100 + "]" * 100 + "\n" + "def reward(view, memory):\n    return " + "-" * 100000 + "1, {}\n",
+        b"def reward(view, memory):\n    return 0.0, {'\xff': 1.0}\n",
+        "# " + "x" * 10_000_000 + "\ndef reward(view, memory):\n    return 0.0, {}\n",
+        "def reward(view, memory):\n    return 0.0, {}\n\x00",
+        "def reward(view, memory):\n    return '\ud800', {}\n",
+    ],
+)
 def test_bad_input_to_the_checker_is_a_reward_error(source: str | bytes) -> None:
     problems = check_source(source)
     assert problems and all(isinstance(p, RewardError) for p in problems)
@@ -307,7 +362,7 @@ def test_bad_input_to_the_checker_is_a_reward_error(source: str | bytes) -> None
 
 # --- and it runs ordinary rewards -----------------------------------------------------------------
 
-ORDINARY = '''
+ORDINARY = """
 from __future__ import annotations
 import math
 from math import sqrt
@@ -342,13 +397,17 @@ def reward(view: dict[str, Any], memory: dict[str, Any]) -> tuple[float, dict[st
     near = closeness(view["near_blocks"].get("tree"))
     total = 0.001 * dir + 0.001 * sum_ + facing + near + 0.0 * max + 0.0 * len(text)
     return total, {"sparse": 0.0, "dense": total, "counts": float(len(counts)), "recent": float(len(recent))}
-'''
+"""
 
 
 def test_ordinary_llm_style_rewards_run(tmp_path: Path) -> None:
     assert check_source(ORDINARY) == []
-    view = {"inventory": {"wood": 2}, "life_stats": {"health": 9, "food": 8, "drink": 7, "energy": 6},
-            "target": {"block": "tree", "entity": None}, "near_blocks": {"tree": 2.0}}
+    view = {
+        "inventory": {"wood": 2},
+        "life_stats": {"health": 9, "food": 8, "drink": 7, "energy": 6},
+        "target": {"block": "tree", "entity": None},
+        "near_blocks": {"tree": 2.0},
+    }
     namespace: dict = {}
     exec(compile(ORDINARY, "<reward>", "exec"), namespace)
     expected = namespace["reward"](view, {})
@@ -415,6 +474,7 @@ def test_a_parent_killed_mid_call_leaves_no_worker_behind() -> None:
 
 # --- the filter itself --------------------------------------------------------------------------------
 
+
 def test_the_syscall_table_matches_libseccomp() -> None:
     """Our numbers for both architectures against libseccomp's resolver (Debian's libseccomp2), where installed."""
     import ctypes
@@ -429,7 +489,7 @@ def test_the_syscall_table_matches_libseccomp() -> None:
     resolve = lib.seccomp_syscall_resolve_name_arch
     resolve.restype = ctypes.c_int
     for syscall, numbers in kernel.SYSCALLS.items():
-        for (column, audit_arch) in kernel.ARCHES.values():
+        for column, audit_arch in kernel.ARCHES.values():
             expected = resolve(ctypes.c_uint32(audit_arch), syscall.encode())
             assert numbers[column] == (expected if expected >= 0 else None), (syscall, column, expected)
 

@@ -9,6 +9,7 @@ so only the kernel stands between them and the machine. Whatever a program does,
 canary folder must be unchanged, the socket must see no connection, and the call must
 end in a result or a `RewardError`, within the time limit.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,23 @@ from embodied.sandbox import RewardError, RewardSandbox
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the kernel layer is Linux-only")
 PROGRAMS, STATEMENTS, BUDGET_S = 24, 8, 90.0
-DANGEROUS = ["save", "savetxt", "load", "loadtxt", "fromfile", "tofile", "memmap", "genfromtxt", "DataSource",
-             "open", "func_globals", "system", "listdir", "remove", "mkdir"]
+DANGEROUS = [
+    "save",
+    "savetxt",
+    "load",
+    "loadtxt",
+    "fromfile",
+    "tofile",
+    "memmap",
+    "genfromtxt",
+    "DataSource",
+    "open",
+    "func_globals",
+    "system",
+    "listdir",
+    "remove",
+    "mkdir",
+]
 
 
 def attribute_pool() -> list[str]:
@@ -47,7 +63,13 @@ def attribute_pool() -> list[str]:
 
 
 def program(rng: random.Random, pool: list[str], canary: Path, url: str) -> str:
-    paths = [repr(str(canary / "new.npy")), repr(str(canary / "existing.txt")), repr(str(canary)), repr(url), "'/etc/passwd'"]
+    paths = [
+        repr(str(canary / "new.npy")),
+        repr(str(canary / "existing.txt")),
+        repr(str(canary)),
+        repr(url),
+        "'/etc/passwd'",
+    ]
     args = ["0", "1", "-1", "0.5", "'a'", "[1, 2]", "np.zeros(2)", "x", "view", *paths]
     escape = "np.random.default_rng.func_globals['__builtins__']"
     lines = ["import math", "import numpy as np", "def reward(view, memory):", "    x = None"]
@@ -55,7 +77,11 @@ def program(rng: random.Random, pool: list[str], canary: Path, url: str) -> str:
         roll = rng.random()
         if roll < 0.25:
             target = f"{escape}.{rng.choice(['open', '__import__'])}"
-            call = f"{target}({rng.choice(paths)})" if target.endswith("open") else f"{target}('os').{rng.choice(DANGEROUS[-4:])}({rng.choice(paths)})"
+            call = (
+                f"{target}({rng.choice(paths)})"
+                if target.endswith("open")
+                else f"{target}('os').{rng.choice(DANGEROUS[-4:])}({rng.choice(paths)})"
+            )
         elif roll < 0.55:
             name = rng.choice(DANGEROUS[:9])
             owner = rng.choice(["np", "np.zeros(3)", "np.lib.npyio"])

@@ -2,18 +2,19 @@
 own reward (checked on a real update), the single-critic baseline on exactly the weighted
 sum, the skill rewards (LSD's Lipschitz phi, DIAYN), skills fixed per episode, determinism,
 save -> load, and the skill metrics and planner on the real Tabletop env."""
+
 from __future__ import annotations
 
 import copy
 import math
 from pathlib import Path
 
-import embodied  # noqa: F401  (first: chooses MUJOCO_GL)
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
+import embodied  # noqa: F401  (first: chooses MUJOCO_GL)
 from embodied.agents.slim import agent as agent_module
 from embodied.agents.slim.agent import Rollout, SLIMAgent
 from embodied.agents.slim.config import SLIMConfig
@@ -40,15 +41,24 @@ def random_rollout(T: int = 6, N: int = 3, seed: int = 0, done_at: int = 3) -> R
     next_obs = torch.cat([obs[1:], torch.randn(1, N, 15, generator=g)])
     dones = torch.zeros(T, N)
     dones[done_at] = 1.0
-    return Rollout(obs, next_obs, torch.randn(T, N, 2, generator=g), torch.randn(T, N, 3, generator=g), torch.zeros(T, N), dones,
-                   {"reach": torch.rand(T, N, generator=g), "safety": -torch.randint(0, 2, (T, N), generator=g).float()})
+    return Rollout(
+        obs,
+        next_obs,
+        torch.randn(T, N, 2, generator=g),
+        torch.randn(T, N, 3, generator=g),
+        torch.zeros(T, N),
+        dones,
+        {"reach": torch.rand(T, N, generator=g), "safety": -torch.randint(0, 2, (T, N), generator=g).float()},
+    )
 
 
 # --- critics.py -------------------------------------------------------------------------
 def test_gae_by_hand() -> None:
     r = torch.tensor([[[1.0, 0.0]], [[2.0, 1.0]], [[3.0, -1.0]]])  # (T=3, N=1, K=2)
     v = torch.tensor([[[0.5, 0.1]], [[0.2, 0.3]], [[0.4, -0.2]]])
-    nv = torch.tensor([[[0.2, 0.3]], [[0.9, 0.8]], [[1.0, 2.0]]])  # step 1 ends (truncated): its next value is the terminal obs's
+    nv = torch.tensor(
+        [[[0.2, 0.3]], [[0.9, 0.8]], [[1.0, 2.0]]]
+    )  # step 1 ends (truncated): its next value is the terminal obs's
     terminated, dones = torch.zeros(3, 1), torch.tensor([[0.0], [1.0], [0.0]])
     adv, ret = gae(r, v, nv, terminated, dones, gamma=0.9, lam=0.5)
     d = r + 0.9 * nv - v
@@ -61,7 +71,9 @@ def test_gae_by_hand() -> None:
 
 
 def test_advantages_are_normalised_per_critic() -> None:
-    adv = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor([0.01, 1.0, 100.0]) + torch.tensor([5.0, -2.0, 0.0])
+    adv = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor(
+        [0.01, 1.0, 100.0]
+    ) + torch.tensor([5.0, -2.0, 0.0])
     w = torch.tensor([1.0, 0.5, 2.0])
     combined = combine_advantages(adv, w)
     by_hand = sum(w[k] * (adv[:, k] - adv[:, k].mean()) / adv[:, k].std() for k in range(3))
@@ -83,7 +95,7 @@ def test_multicritic_heads_share_no_parameters() -> None:
         grads.append([p.grad.clone() for p in critic.parameters()])
     per_head = [len(list(h.parameters())) for h in critic.heads]
     assert all(torch.equal(a, b) for a, b in zip(grads[0][: sum(per_head[:2])], grads[1][: sum(per_head[:2])]))
-    assert not all(torch.equal(a, b) for a, b in zip(grads[0][sum(per_head[:2]):], grads[1][sum(per_head[:2]):]))
+    assert not all(torch.equal(a, b) for a, b in zip(grads[0][sum(per_head[:2]) :], grads[1][sum(per_head[:2]) :]))
 
 
 def _after_update(agent: SLIMAgent, rollout: Rollout, rewards: torch.Tensor) -> SLIMAgent:
@@ -161,14 +173,18 @@ def test_diayn_rewards() -> None:
     z = torch.as_tensor(prior.vectors(np.array([0, 3, 1])))
     s = torch.randn(3, 2)
     logits = diayn.net(s)
-    torch.testing.assert_close(diayn.reward(s, s, z), torch.log_softmax(logits, -1)[torch.arange(3), torch.tensor([0, 3, 1])] + math.log(4))
+    torch.testing.assert_close(
+        diayn.reward(s, s, z), torch.log_softmax(logits, -1)[torch.arange(3), torch.tensor([0, 3, 1])] + math.log(4)
+    )
     lsd_prior = SkillPrior("discrete", 4, centred=True)
     assert np.allclose(lsd_prior.vectors(np.arange(4)).sum(1), 0, atol=1e-6)  # LSD's zero-centred one-hots
     cont = SkillPrior("continuous", 2, centred=False)
     qc = DIAYN(2, cont, [16], std=0.5)
     z = torch.randn(5, 2)
     mu = qc.net(s[:1].expand(5, 2))
-    expected = torch.distributions.Normal(mu, 0.5).log_prob(z).sum(-1) - torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    expected = torch.distributions.Normal(mu, 0.5).log_prob(z).sum(-1) - torch.distributions.Normal(0.0, 1.0).log_prob(
+        z
+    ).sum(-1)
     torch.testing.assert_close(qc.reward(s[:1].expand(5, 2), s[:1].expand(5, 2), z), expected)
 
 
@@ -211,7 +227,13 @@ def _train(seed: int, steps: int = 60, stop_at: int | None = None, agent: SLIMAg
     torch.manual_seed(seed)
     factory = tabletop_factory(num_envs=2, cap=10)
     env = factory.make()
-    agent = agent or SLIMAgent(SLIMConfig(name="slim", n_steps=10, **SMALL), env.observation_space, env.action_space, torch.device("cpu"), seed=seed)
+    agent = agent or SLIMAgent(
+        SLIMConfig(name="slim", n_steps=10, **SMALL),
+        env.observation_space,
+        env.action_space,
+        torch.device("cpu"),
+        seed=seed,
+    )
     agent.learn(factory, steps, _Hooks(stop_at))
     return agent
 
@@ -245,7 +267,15 @@ def test_save_load_round_trip_and_stop_request(tmp_path: Path) -> None:
 
 def test_skill_metrics_by_hand() -> None:
     disp = np.array([[0.0, 0.0], [0.01, 0.01], [0.12, 0.0], [-0.07, 0.2]])
-    r = SkillRollouts(np.zeros((4, 2)), disp, disp, np.array([False, True, True, True]), np.array([0.0, 0.1, 0.0, 0.5]), np.array([0, 2, 0, 5]), np.array([False, False, False, True]))
+    r = SkillRollouts(
+        np.zeros((4, 2)),
+        disp,
+        disp,
+        np.array([False, True, True, True]),
+        np.array([0.0, 0.1, 0.0, 0.5]),
+        np.array([0, 2, 0, 5]),
+        np.array([False, False, False, True]),
+    )
     m = skill_metrics(r)
     assert m["skills/coverage_bins"] == 3  # (0,0) twice, (2,0), (-2,4)
     assert m["skills/on_table_coverage_bins"] == 2 and m["skills/off_table_rate"] == 0.25  # (-2,4) ended on the floor
@@ -284,9 +314,13 @@ def test_search_planner_tries_skills_in_the_simulator_and_restores_it() -> None:
             return np.array([*0.5 * self.z, 0.0], dtype=np.float32)
 
     env = TabletopEnv()
-    obs, info = env.reset(seed=0, options={"object_pos": [0.0, 0.0], "hand_pos": [-0.06, 0.0, 0.025], "goal": [0.12, 0.0]})
+    obs, info = env.reset(
+        seed=0, options={"object_pos": [0.0, 0.0], "hand_pos": [-0.06, 0.0, 0.025], "goal": [0.12, 0.0]}
+    )
     saved = env.sim_state()
-    z, steps = SearchPlanner(MoveAlongSkill(), candidates=64, seed=0).choose(env, obs, info, np.array([0.12, 0.0]), steps=50)
+    z, steps = SearchPlanner(MoveAlongSkill(), candidates=64, seed=0).choose(
+        env, obs, info, np.array([0.12, 0.0]), steps=50
+    )
     assert z[0] / np.linalg.norm(z) > 0.9 and steps in (10, 25, 50)  # push along +x, toward the goal
     after = env.sim_state()
     assert all(np.array_equal(saved[k], after[k]) for k in ("qpos", "qvel", "hand_target", "goal"))

@@ -1,5 +1,6 @@
 """Sweeps: launchers (joblib, submitit's local executor, a local Ray cluster), threads per job,
 and an interrupted sweep that re-launches only its unfinished jobs."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,10 @@ from embodied.sweep import job_status, job_threads
 from helpers import TINY, assert_one_line_error, run_cli
 
 QUICK = [a for a in TINY if not a.startswith(("eval.", "checkpoint.", "logger"))] + [
-    "eval.episodes=1", "eval.video=false", "checkpoint.every=0", "logger=[csv]",
+    "eval.episodes=1",
+    "eval.video=false",
+    "checkpoint.every=0",
+    "logger=[csv]",
 ]
 
 
@@ -75,7 +79,17 @@ def test_interrupted_sweep_relaunches_only_unfinished_jobs(tmp_path: Path) -> No
     again skips job 0, resumes job 1 from its last checkpoint and starts job 2."""
     sweep = tmp_path / "sweep"
     args = [a for a in QUICK if not a.startswith(("total_steps", "checkpoint."))]
-    argv = [sys.executable, "-m", "embodied.train", "-m", "seed=0,1,2", *args, "total_steps=400", "checkpoint.every=100", f"run_dir={sweep}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "embodied.train",
+        "-m",
+        "seed=0,1,2",
+        *args,
+        "total_steps=400",
+        "checkpoint.every=100",
+        f"run_dir={sweep}",
+    ]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.time() + 240
@@ -96,7 +110,9 @@ def test_interrupted_sweep_relaunches_only_unfinished_jobs(tmp_path: Path) -> No
     assert again.returncode == 0, again.stderr[-2000:]
     assert "3 jobs, 1 already complete (skipped), 1 to resume, 1 new" in again.stderr + again.stdout
     after = summaries(sweep)
-    assert set(after) == {"0", "1", "2"} and all(s["status"] == "complete" and s["steps"] == 400 for s in after.values())
+    assert set(after) == {"0", "1", "2"} and all(
+        s["status"] == "complete" and s["steps"] == 400 for s in after.values()
+    )
     assert (sweep / "0" / "summary.json").stat().st_mtime_ns == finished_at  # not re-run
     assert after["1"]["resumed_from_step"] >= 100
     assert after["2"]["resumed_from_step"] is None
@@ -108,17 +124,34 @@ def test_interrupted_sweep_relaunches_only_unfinished_jobs(tmp_path: Path) -> No
 def test_a_sweep_directory_holding_another_sweep_is_refused(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     (sweep / "0" / ".hydra").mkdir(parents=True)
-    (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- seed=0\n- total_steps=150\n")  # what Hydra records per job
-    assert_one_line_error(run_cli("embodied.train", "-m", "seed=5", "total_steps=150", f"run_dir={sweep}"), "holds another sweep", "ran seed=0", "seed=5")
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text(
+        "- seed=0\n- total_steps=150\n"
+    )  # what Hydra records per job
+    assert_one_line_error(
+        run_cli("embodied.train", "-m", "seed=5", "total_steps=150", f"run_dir={sweep}"),
+        "holds another sweep",
+        "ran seed=0",
+        "seed=5",
+    )
     assert sorted(p.name for p in sweep.iterdir()) == ["0"]  # nothing launched, nothing written
-    assert_one_line_error(run_cli("embodied.train", "-m", "seed=0,1", "resume=true", f"run_dir={sweep}"), "re-run its command with run_dir")
+    assert_one_line_error(
+        run_cli("embodied.train", "-m", "seed=0,1", "resume=true", f"run_dir={sweep}"),
+        "re-run its command with run_dir",
+    )
 
 
 # --- launchers ----------------------------------------------------------------------
 def test_joblib_jobs_share_the_cores_and_match_the_basic_launcher(tmp_path: Path) -> None:
     common = ["-m", "seed=0,1", *QUICK, "total_steps=200"]
     run_cli("embodied.train", *common, f"run_dir={tmp_path / 'basic'}", check=True)
-    run_cli("embodied.train", *common, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"run_dir={tmp_path / 'joblib'}", check=True)
+    run_cli(
+        "embodied.train",
+        *common,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"run_dir={tmp_path / 'joblib'}",
+        check=True,
+    )
     basic, joblib = summaries(tmp_path / "basic"), summaries(tmp_path / "joblib")
     cores = len(os.sched_getaffinity(0))
     assert {s["torch_threads"] for s in joblib.values()} == {max(1, cores // 2)}
@@ -129,8 +162,18 @@ def test_joblib_jobs_share_the_cores_and_match_the_basic_launcher(tmp_path: Path
 def test_submitit_local_executor_runs_the_sweep(tmp_path: Path) -> None:
     """hydra/launcher=submitit_slurm shares this code path; the local executor stands in for SLURM."""
     sweep = tmp_path / "sweep"
-    run_cli("embodied.train", "-m", "seed=0,1", *QUICK, "total_steps=150", "hydra/launcher=submitit_local",
-            "hydra.launcher.cpus_per_task=1", "hydra.launcher.timeout_min=5", f"run_dir={sweep}", check=True)
+    run_cli(
+        "embodied.train",
+        "-m",
+        "seed=0,1",
+        *QUICK,
+        "total_steps=150",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=5",
+        f"run_dir={sweep}",
+        check=True,
+    )
     done = summaries(sweep)
     assert set(done) == {"0", "1"} and all(s["status"] == "complete" and s["torch_threads"] == 1 for s in done.values())
     assert any((sweep / ".submitit").rglob("*_result.pkl"))
@@ -147,16 +190,39 @@ def test_ray_launcher_on_a_local_ray_cluster(tmp_path: Path) -> None:
     ray = Path(sys.executable).with_name("ray")
     port = _free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "PYTHONWARNINGS": "ignore"}
-    started = subprocess.run([str(ray), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"], capture_output=True, text=True, env=env, timeout=120)
+    started = subprocess.run(
+        [str(ray), "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert started.returncode == 0, started.stderr[-2000:]
     try:
         sweep = tmp_path / "sweep"
-        proc = subprocess.run([sys.executable, "-m", "embodied.train", "-m", "seed=0,1", *QUICK, "total_steps=150", "hydra/launcher=ray_cluster",
-                               f"hydra.launcher.ray.init.address=127.0.0.1:{port}", f"run_dir={sweep}"],
-                              capture_output=True, text=True, env=env, timeout=300)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "embodied.train",
+                "-m",
+                "seed=0,1",
+                *QUICK,
+                "total_steps=150",
+                "hydra/launcher=ray_cluster",
+                f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
+                f"run_dir={sweep}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         done = summaries(sweep)
-        assert set(done) == {"0", "1"} and all(s["status"] == "complete" and s["torch_threads"] == 1 for s in done.values())
+        assert set(done) == {"0", "1"} and all(
+            s["status"] == "complete" and s["torch_threads"] == 1 for s in done.values()
+        )
         assert "Started a local Ray instance" not in proc.stderr  # it joined the test's cluster
     finally:
         subprocess.run([str(ray), "stop", "--force"], capture_output=True, env=env, timeout=120)
@@ -165,7 +231,15 @@ def test_ray_launcher_on_a_local_ray_cluster(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_job_directories_named_by_overrides_are_kept_across_relaunches(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
-    args = ["-m", "seed=0,1", *QUICK, "total_steps=100", "eval.episodes=0", "hydra.sweep.subdir=seed_${seed}", f"run_dir={sweep}"]
+    args = [
+        "-m",
+        "seed=0,1",
+        *QUICK,
+        "total_steps=100",
+        "eval.episodes=0",
+        "hydra.sweep.subdir=seed_${seed}",
+        f"run_dir={sweep}",
+    ]
     run_cli("embodied.train", *args, check=True)
     assert set(summaries(sweep)) == {"seed_0", "seed_1"}
     (sweep / "seed_1" / "summary.json").unlink()  # as if job 1 died after its last checkpoint

@@ -1,4 +1,5 @@
 """Smoke tests of embodied-train: the run directory it leaves, determinism, resume, signals."""
+
 from __future__ import annotations
 
 import csv
@@ -29,7 +30,13 @@ def test_run_directory_layout(tiny_run: Path) -> None:
     assert last.name == "00000300"
     state = verify_checkpoint(last, "sac")
     assert state["step"] == 300
-    assert {"model.safetensors", "config.json", "algo_state.safetensors", "replay_buffer.safetensors", "rng.safetensors"} <= set(state["files"])
+    assert {
+        "model.safetensors",
+        "config.json",
+        "algo_state.safetensors",
+        "replay_buffer.safetensors",
+        "rng.safetensors",
+    } <= set(state["files"])
     assert not list((tiny_run / "checkpoints").glob(".tmp-*"))
     summary = json.loads((tiny_run / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["steps"] == 300 and summary["seed"] == 0
@@ -80,7 +87,15 @@ def test_resume_continues_from_last(tmp_path: Path) -> None:
 def test_sigterm_writes_final_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     args = [a for a in TINY if not a.startswith(("total_steps", "checkpoint.every"))]
-    cmd = [sys.executable, "-m", "embodied.train", *args, "total_steps=100000", "checkpoint.every=0", f"run_dir={run_dir}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "embodied.train",
+        *args,
+        "total_steps=100000",
+        "checkpoint.every=0",
+        f"run_dir={run_dir}",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not (run_dir / "metrics.csv").exists():
@@ -110,7 +125,9 @@ def test_unknown_group_option_lists_choices(tmp_path: Path) -> None:
 
 def test_bad_values_fail_with_one_line(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("embodied.train", "device=gpu"), "device", "auto, cpu, cuda")
-    assert_one_line_error(run_cli("embodied.train", "env.task=reech", "total_steps=10", f"run_dir={tmp_path / 'r'}"), "reach")
+    assert_one_line_error(
+        run_cli("embodied.train", "env.task=reech", "total_steps=10", f"run_dir={tmp_path / 'r'}"), "reach"
+    )
 
 
 def test_existing_run_is_not_overwritten(tiny_run: Path) -> None:
@@ -138,9 +155,21 @@ def test_unwritable_video_dir_fails_early(tmp_path: Path) -> None:
 def test_sigkill_between_checkpoints_then_resume_leaves_one_row_per_step(tmp_path: Path) -> None:
     """A run killed after logging past its last checkpoint: the resumed run's metrics.csv has each step once."""
     run_dir = tmp_path / "run"
-    args = [a for a in TINY if not a.startswith(("total_steps", "checkpoint.every", "log_every", "agent.learning_starts"))]
-    cmd = [sys.executable, "-m", "embodied.train", *args, "total_steps=100000", "checkpoint.every=100", "log_every=50",
-           "agent.learning_starts=50", "eval.episodes=0", f"run_dir={run_dir}"]
+    args = [
+        a for a in TINY if not a.startswith(("total_steps", "checkpoint.every", "log_every", "agent.learning_starts"))
+    ]
+    cmd = [
+        sys.executable,
+        "-m",
+        "embodied.train",
+        *args,
+        "total_steps=100000",
+        "checkpoint.every=100",
+        "log_every=50",
+        "agent.learning_starts=50",
+        "eval.episodes=0",
+        f"run_dir={run_dir}",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     killed_at = None

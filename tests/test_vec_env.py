@@ -1,4 +1,5 @@
 """ShardedVecEnv: the same transitions as SB3's DummyVecEnv, with envs split over workers."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,10 @@ from embodied.wrappers import EpisodeStatistics
 
 
 def _fns(n: int):
-    return [lambda: EpisodeStatistics(envs.make("embodied/Crafter-Survival-v0", obs_mode="symbolic", max_episode_steps=40)) for _ in range(n)]
+    return [
+        lambda: EpisodeStatistics(envs.make("embodied/Crafter-Survival-v0", obs_mode="symbolic", max_episode_steps=40))
+        for _ in range(n)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,11 @@ def test_same_transitions_as_dummy_vec_env(pair):
         np.testing.assert_array_equal(ra, rb)
         np.testing.assert_array_equal(da, db)
         for x, y in zip(ia, ib):
-            assert x.keys() == y.keys() and x["success"] == y["success"] and x.get("TimeLimit.truncated") == y.get("TimeLimit.truncated")
+            assert (
+                x.keys() == y.keys()
+                and x["success"] == y["success"]
+                and x.get("TimeLimit.truncated") == y.get("TimeLimit.truncated")
+            )
             if "terminal_observation" in x:
                 np.testing.assert_array_equal(x["terminal_observation"]["grid"], y["terminal_observation"]["grid"])
                 assert x["episode"] == y["episode"]

@@ -6,6 +6,7 @@ Loss (padding masked everywhere):
 The target encoder's latents come without gradient; it follows the context encoder
 by EMA with a momentum rising linearly from ema_start to ema_end over training.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -13,7 +14,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from embodied.agent import TrainHooks
 from embodied.agents.act_jepa.config import ACTConfig
@@ -22,7 +22,12 @@ from embodied.errors import ConfigError
 from embodied.imitation import ImitationAgent
 
 
-def masked_l1(pred: torch.Tensor, target: torch.Tensor, pad: torch.Tensor, count: Callable[[torch.Tensor], torch.Tensor] = lambda n: n) -> torch.Tensor:
+def masked_l1(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    pad: torch.Tensor,
+    count: Callable[[torch.Tensor], torch.Tensor] = lambda n: n,
+) -> torch.Tensor:
     """Mean |pred - target| over the entries whose (B, T) position is not padding.
 
     `count` maps the number of such entries to the denominator (ImitationAgent.batch_count
@@ -39,7 +44,9 @@ class ACTAgent(ImitationAgent):
     def build_model(self) -> ACTJEPAModel:
         cfg = self.config
         if "state" not in self.obs_shapes:
-            raise ConfigError(f"agent '{cfg.name}' needs a 'state' observation for its proprioceptive token; use env.obs_mode=state or state+pixels")
+            raise ConfigError(
+                f"agent '{cfg.name}' needs a 'state' observation for its proprioceptive token; use env.obs_mode=state or state+pixels"
+            )
         state_dim = self.obs_shapes["state"][0]
         dims = list(range(state_dim)) if cfg.proprio_dims is None else list(cfg.proprio_dims)
         if not dims or min(dims) < 0 or max(dims) >= state_dim:
@@ -55,13 +62,23 @@ class ACTAgent(ImitationAgent):
     def window_kwargs(self, future: bool | None = None) -> dict[str, Any]:
         future = self.config.jepa if future is None else future
         keys = ["state", *self.cameras, *(["task"] if "task" in self.obs_shapes else [])]
-        return {"obs_keys": keys, "obs_horizon": 1, "action_horizon": self.config.chunk, "future_horizon": self.config.chunk if future else 0, "future_keys": ["state"]}
+        return {
+            "obs_keys": keys,
+            "obs_horizon": 1,
+            "action_horizon": self.config.chunk,
+            "future_horizon": self.config.chunk if future else 0,
+            "future_keys": ["state"],
+        }
 
     # --- inputs -------------------------------------------------------------------
     def inputs(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """(task index (B,), proprio state (B, P), images) from a batch with obs_horizon 1."""
         state = batch["obs/state"][:, -1][:, self.proprio_dims.to(self.device)]
-        task = batch["obs/task"][:, -1].argmax(-1) if "obs/task" in batch else torch.zeros(len(state), dtype=torch.long, device=state.device)
+        task = (
+            batch["obs/task"][:, -1].argmax(-1)
+            if "obs/task" in batch
+            else torch.zeros(len(state), dtype=torch.long, device=state.device)
+        )
         images = {c: batch[f"obs/{c}"][:, -1] for c in self.cameras}
         return task, state, images
 
@@ -79,7 +96,9 @@ class ACTAgent(ImitationAgent):
         if model.cvae is not None:
             mu, logvar = model.cvae(state, batch["action"], batch["action_is_pad"])
             rows, mine = self.global_rows(len(mu))  # drawn for the global batch: the same with any number of processes
-            latent = mu + torch.randn((rows, *mu.shape[1:]), dtype=mu.dtype, device=mu.device)[mine] * (0.5 * logvar).exp()
+            latent = (
+                mu + torch.randn((rows, *mu.shape[1:]), dtype=mu.dtype, device=mu.device)[mine] * (0.5 * logvar).exp()
+            )
             kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(-1).mean()
         memory = model.encoder(task, state, images, latent, self.generator if model.training else None)
         action_l1 = masked_l1(model.action_decoder(memory), batch["action"], batch["action_is_pad"], self.batch_count)
@@ -119,7 +138,9 @@ class ACTAgent(ImitationAgent):
         if val is None:
             raise ConfigError("agent.probe_steps > 0 needs held-out episodes: set agent.val_fraction > 0")
         dataset = DemoDataset.open(self.config.dataset)
-        self.final_metrics = world_model_probe(self, dataset, train.episodes, val.episodes, steps=self.config.probe_steps, seed=self.seed)
+        self.final_metrics = world_model_probe(
+            self, dataset, train.episodes, val.episodes, steps=self.config.probe_steps, seed=self.seed
+        )
 
     # --- acting -------------------------------------------------------------------
     def reset(self) -> None:

@@ -1,4 +1,5 @@
 """Config schemas of ACT-JEPA and its ACT baseline (defaults: the published recipe)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -63,7 +64,9 @@ class ACTConfig(ImitationConfig):
         if self.chunk < 1:
             raise ConfigError(f"agent.chunk must be >= 1, got {self.chunk}")
         if self.dim % self.heads or self.predictor_dim % self.predictor_heads:
-            raise ConfigError("agent.dim must be divisible by agent.heads and agent.predictor_dim by agent.predictor_heads")
+            raise ConfigError(
+                "agent.dim must be divisible by agent.heads and agent.predictor_dim by agent.predictor_heads"
+            )
         if self.dim % 4:
             raise ConfigError(f"agent.dim must be divisible by 4 (2-D position embedding), got {self.dim}")
         if self.n_action_steps is not None and not 1 <= self.n_action_steps <= self.chunk:

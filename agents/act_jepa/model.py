@@ -6,6 +6,7 @@ Shapes (B batch, T = chunk, d = dim):
 - predictor: T learned queries (width predictor_dim) cross-attend to the context -> (B, T, d)
 - action decoder: T learned queries cross-attend to the context -> (B, T, action_dim)
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -21,7 +22,14 @@ class ContextEncoder(nn.Module):
     """Transformer encoder over the current observation's tokens; `encode_sequence` is the
     target-encoder path over a sequence of proprioceptive states."""
 
-    def __init__(self, cfg: ACTConfig, n_tasks: int, proprio_dim: int, cameras: Sequence[str] = (), image_size: tuple[int, int] = (64, 64)) -> None:
+    def __init__(
+        self,
+        cfg: ACTConfig,
+        n_tasks: int,
+        proprio_dim: int,
+        cameras: Sequence[str] = (),
+        image_size: tuple[int, int] = (64, 64),
+    ) -> None:
         super().__init__()
         d = cfg.dim
         self.task_embed = nn.Embedding(n_tasks, d)
@@ -37,11 +45,22 @@ class ContextEncoder(nn.Module):
         self.register_buffer("sequence_pos", sinusoidal_1d(cfg.chunk, d), persistent=False)
         self.transformer = transformer_encoder(d, cfg.encoder_layers, cfg.heads, cfg.ffn, cfg.dropout)
 
-    def forward(self, task: torch.Tensor, state: torch.Tensor, images: dict[str, torch.Tensor] | None = None, latent: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        task: torch.Tensor,
+        state: torch.Tensor,
+        images: dict[str, torch.Tensor] | None = None,
+        latent: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """task (B,) int64, state (B, P), images {camera: (B, H, W, 3) uint8}, latent (B, L) -> (B, N, d)."""
         slots = [self.task_embed(task)]
         if self.latent_proj is not None:
-            slots.append(self.latent_proj(latent if latent is not None else state.new_zeros(len(state), self.latent_proj.in_features)))
+            slots.append(
+                self.latent_proj(
+                    latent if latent is not None else state.new_zeros(len(state), self.latent_proj.in_features)
+                )
+            )
         slots.append(self.state_proj(state))
         tokens = [torch.stack(slots, 1) + self.slot_pos]
         for i, camera in enumerate(self.cameras):
@@ -60,7 +79,9 @@ class ContextEncoder(nn.Module):
 class QueryDecoder(nn.Module):
     """`n` learned queries cross-attending to a memory; optional projections in and out."""
 
-    def __init__(self, n: int, memory_dim: int, dim: int, layers: int, heads: int, ffn: int, dropout: float, out_dim: int) -> None:
+    def __init__(
+        self, n: int, memory_dim: int, dim: int, layers: int, heads: int, ffn: int, dropout: float, out_dim: int
+    ) -> None:
         super().__init__()
         self.in_proj = nn.Linear(memory_dim, dim) if memory_dim != dim else nn.Identity()
         self.queries = nn.Parameter(torch.randn(n, dim) * 0.02)
@@ -85,7 +106,9 @@ class CVAEEncoder(nn.Module):
         self.transformer = transformer_encoder(d, cfg.cvae_layers, cfg.heads, cfg.ffn, cfg.dropout)
         self.to_latent = nn.Linear(d, 2 * cfg.latent_dim)
 
-    def forward(self, state: torch.Tensor, actions: torch.Tensor, pad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, state: torch.Tensor, actions: torch.Tensor, pad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         b = len(state)
         tokens = torch.cat([self.cls.expand(b, 1, -1), self.state_proj(state)[:, None], self.action_proj(actions)], 1)
         mask = torch.cat([pad.new_zeros(b, 2), pad], 1)
@@ -97,15 +120,34 @@ class CVAEEncoder(nn.Module):
 class ACTJEPAModel(nn.Module):
     """All trainable parts plus the EMA target encoder (a buffer-like module without gradients)."""
 
-    def __init__(self, cfg: ACTConfig, n_tasks: int, proprio_dim: int, action_dim: int, cameras: Sequence[str] = (), image_size: tuple[int, int] = (64, 64)) -> None:
+    def __init__(
+        self,
+        cfg: ACTConfig,
+        n_tasks: int,
+        proprio_dim: int,
+        action_dim: int,
+        cameras: Sequence[str] = (),
+        image_size: tuple[int, int] = (64, 64),
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         self.encoder = ContextEncoder(cfg, n_tasks, proprio_dim, cameras, image_size)
-        self.action_decoder = QueryDecoder(cfg.chunk, cfg.dim, cfg.dim, cfg.decoder_layers, cfg.heads, cfg.ffn, cfg.dropout, action_dim)
+        self.action_decoder = QueryDecoder(
+            cfg.chunk, cfg.dim, cfg.dim, cfg.decoder_layers, cfg.heads, cfg.ffn, cfg.dropout, action_dim
+        )
         self.cvae = CVAEEncoder(cfg, proprio_dim, action_dim) if cfg.cvae else None
         self.predictor = self.target = None
         if cfg.jepa:
-            self.predictor = QueryDecoder(cfg.chunk, cfg.dim, cfg.predictor_dim, cfg.predictor_layers, cfg.predictor_heads, cfg.predictor_ffn, cfg.dropout, cfg.dim)
+            self.predictor = QueryDecoder(
+                cfg.chunk,
+                cfg.dim,
+                cfg.predictor_dim,
+                cfg.predictor_layers,
+                cfg.predictor_heads,
+                cfg.predictor_ffn,
+                cfg.dropout,
+                cfg.dim,
+            )
             # The target sees states only, so it is a context encoder without the image branch.
             self.target = ContextEncoder(cfg, n_tasks, proprio_dim, cameras=())
             self.target.load_state_dict(self.encoder.state_dict(), strict=False)
@@ -132,6 +174,8 @@ class ACTJEPAModel(nn.Module):
         torch._foreach_mul_(targets, momentum)
         torch._foreach_add_(targets, [p.detach() for p in online], alpha=1.0 - momentum)
 
-    def predict_actions(self, task: torch.Tensor, state: torch.Tensor, images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def predict_actions(
+        self, task: torch.Tensor, state: torch.Tensor, images: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Inference: (B, T, action_dim) normalised actions (the CVAE latent is its prior mean, 0)."""
         return self.action_decoder(self.encoder(task, state, images))

@@ -5,6 +5,7 @@ summary.json (success, steps, death cause, and the final `info["mc"]` view: wher
 episode ended and what was near) and, from metrics.csv, each reward component's
 per-episode sum over training (max/mean/min, as Eureka reports them).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,10 @@ def statistics(train_dir: Path) -> dict[str, Any]:
     episodes = summary.get("eval_episodes", [])
     failed = [e for e in episodes if not e["success"]]
     won = [e for e in episodes if e["success"]]
-    stats: dict[str, Any] = {"episodes": len(episodes), "success_rate": summary["metrics"].get("eval/success_rate", 0.0)}
+    stats: dict[str, Any] = {
+        "episodes": len(episodes),
+        "success_rate": summary["metrics"].get("eval/success_rate", 0.0),
+    }
     if failed:
         views = [e["final_view"] for e in failed if e.get("final_view")]
         stats["failed"] = {
@@ -37,17 +41,26 @@ def statistics(train_dir: Path) -> dict[str, Any]:
             "final_positions": [tuple(v["location_stats"]["pos"]) for v in views[:10]],
             "blocks_in_view_at_end": _share([b for v in views for b in v["near_blocks"]], max(len(views), 1)),
             "creatures_in_view_at_end": _share([c for v in views for c in v["near_entities"]], max(len(views), 1)),
-            "inventory_at_end": {k: float(np.mean([v["inventory"][k] for v in views])) for k in (views[0]["inventory"] if views else {}) if any(v["inventory"][k] for v in views)},
+            "inventory_at_end": {
+                k: float(np.mean([v["inventory"][k] for v in views]))
+                for k in (views[0]["inventory"] if views else {})
+                if any(v["inventory"][k] for v in views)
+            },
         }
     if won:
-        stats["successful"] = {"count": len(won), "mean_steps_to_success": float(np.mean([e["success_step"] for e in won]))}
+        stats["successful"] = {
+            "count": len(won),
+            "mean_steps_to_success": float(np.mean([e["success_step"] for e in won])),
+        }
     rows = read_metrics(train_dir / "metrics.csv")
     traces: dict[str, list[float]] = {}
     for row in rows:
         for key, value in row.items():
             if key.startswith("charts/reward/") or key == "charts/success_rate":
                 traces.setdefault(key.removeprefix("charts/"), []).append(float(value))
-    stats["during_training"] = {name: {"max": max(v), "mean": float(np.mean(v)), "min": min(v), "last": v[-1]} for name, v in traces.items()}
+    stats["during_training"] = {
+        name: {"max": max(v), "mean": float(np.mean(v)), "min": min(v), "last": v[-1]} for name, v in traces.items()
+    }
     return stats
 
 

@@ -1,4 +1,5 @@
 """Config schema of `embodied-design-reward` (the Auto MC-Reward loop)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class DesignConfig:
 
         check_isolation(self.isolation, "isolation")
         if get_task(self.task).achievement is None:
-            raise ConfigError(f"task '{self.task}' has no goal to design a reward for; use CollectWood, EatCow or DiamondLava")
+            raise ConfigError(
+                f"task '{self.task}' has no goal to design a reward for; use CollectWood, EatCow or DiamondLava"
+            )
         if self.iterations < 1 or self.revisions < 0 or self.view_episodes < 1:
             raise ConfigError("iterations and view_episodes must be >= 1 and revisions >= 0")

@@ -8,6 +8,7 @@ MAX_NAMES names, each error message MAX_MESSAGE characters, each view MAX_VIEW a
 the whole feedback MAX_FEEDBACK; any source, however large or deep, gives error
 records, never an exception.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,11 @@ def extract_code(text: str) -> str | None:
     for block in _CODE.findall(text):
         if "def reward" in block:
             return block.strip() + "\n"
-    return text.strip() + "\n" if text.lstrip().startswith(("def reward", "import", "#")) and "def reward" in text else None
+    return (
+        text.strip() + "\n"
+        if text.lstrip().startswith(("def reward", "import", "#")) and "def reward" in text
+        else None
+    )
 
 
 def extract_json(text: str) -> dict[str, Any] | None:
@@ -79,8 +84,14 @@ def sandbox_isolation(timeout_s: float, memory_mb: int, isolation: str) -> dict[
         raise IsolationError(f"{err} (for embodied-design-reward: isolation=python)") from None
 
 
-def execute(code: str, episodes: Sequence[Sequence[dict]], scale_constraint: bool, timeout_s: float, memory_mb: int,
-            isolation: str = "kernel") -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def execute(
+    code: str,
+    episodes: Sequence[Sequence[dict]],
+    scale_constraint: bool,
+    timeout_s: float,
+    memory_mb: int,
+    isolation: str = "kernel",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run the reward over recorded episodes of views; (summary for the LLM, errors).
 
     Component statistics are kept for the first MAX_NAMES names (the sandbox refuses more).
@@ -110,7 +121,12 @@ def execute(code: str, episodes: Sequence[Sequence[dict]], scale_constraint: boo
                         on_success.append(value)
     except RewardError as err:
         return {}, [err.as_dict()]
-    stats = lambda xs: {"min": float(np.min(xs)), "mean": float(np.mean(xs)), "max": float(np.max(xs)), "nonzero": float(np.mean(np.asarray(xs) != 0))}  # noqa: E731
+    stats = lambda xs: {
+        "min": float(np.min(xs)),
+        "mean": float(np.mean(xs)),
+        "max": float(np.max(xs)),
+        "nonzero": float(np.mean(np.asarray(xs) != 0)),
+    }  # noqa: E731
     summary = {
         "episodes": len(episodes),
         "steps": len(training),
@@ -132,8 +148,11 @@ def feedback(errors: Sequence[dict[str, Any]], review: dict[str, Any] | None) ->
             item += f"\n  on this view: {clip(json.dumps(err['view'], default=str), MAX_VIEW)}"
         items.append(item)
     if review:
-        items += [f"- {label}: {clip(str(point), MAX_MESSAGE)}" for label, key in (("problem", "problems"), ("suggestion", "suggestions"))
-                  for point in _points(review.get(key))]
+        items += [
+            f"- {label}: {clip(str(point), MAX_MESSAGE)}"
+            for label, key in (("problem", "problems"), ("suggestion", "suggestions"))
+            for point in _points(review.get(key))
+        ]
     kept: list[str] = []
     size = 0
     for i, item in enumerate(items):

@@ -12,6 +12,7 @@ metrics.json (the task's own success rate, measured apart from the designed rewa
 (`reward_sandbox`, checked at start-up: under isolation=kernel a kernel that refuses
 seccomp stops the run before any design runs); `<run>/best` points at the fittest one.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,6 @@ from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig
-
 
 log = logging.getLogger("embodied.design_reward")
 
@@ -53,7 +53,9 @@ def record_views(task: str, episodes: int, seed: int) -> list[list[dict[str, Any
     return out
 
 
-def design_round(client: Any, cfg: Any, task: Any, k: int, episodes: list, analysis: str) -> tuple[str | None, dict[str, Any]]:
+def design_round(
+    client: Any, cfg: Any, task: Any, k: int, episodes: list, analysis: str
+) -> tuple[str | None, dict[str, Any]]:
     """Designer and Critic until the Critic accepts or the revisions run out."""
     from embodied.agents.auto_mc_reward import critic, prompts
     from embodied.sandbox.checks import MAX_SOURCE
@@ -67,18 +69,33 @@ def design_round(client: Any, cfg: Any, task: Any, k: int, episodes: list, analy
         execution: dict[str, Any] = {}
         review = None
         if code is None:
-            errors = [{"kind": "format", "message": "no ```python block defining reward(view, memory)", "line": None, "view": None}]
+            errors = [
+                {
+                    "kind": "format",
+                    "message": "no ```python block defining reward(view, memory)",
+                    "line": None,
+                    "view": None,
+                }
+            ]
         else:
             errors = critic.static_errors(code)
             if not errors:
-                execution, errors = critic.execute(code, episodes, cfg.scale_constraint, cfg.timeout_s, cfg.memory_mb, cfg.isolation)
+                execution, errors = critic.execute(
+                    code, episodes, cfg.scale_constraint, cfg.timeout_s, cfg.memory_mb, cfg.isolation
+                )
             if not errors:
                 text = client.chat(prompts.critic(task, code, execution), tag=f"critic/{k}/{revision}")[0]
-                review = critic.extract_json(text) or {"verdict": "revise", "problems": ["the review was not a JSON object"], "suggestions": []}
+                review = critic.extract_json(text) or {
+                    "verdict": "revise",
+                    "problems": ["the review was not a JSON object"],
+                    "suggestions": [],
+                }
         attempts.append({"revision": revision, "errors": errors, "execution": execution, "review": review})
         if code is not None and not errors and review is not None and review.get("verdict") == "pass":
             return code, {"accepted": True, "attempts": attempts}
-        previous = critic.clip(code or answer, MAX_SOURCE)  # longer code is refused anyway; the error says how long it was
+        previous = critic.clip(
+            code or answer, MAX_SOURCE
+        )  # longer code is refused anyway; the error says how long it was
         messages = prompts.designer(task, analysis, critic.feedback(errors, review), previous_code=previous)
     return None, {"accepted": False, "attempts": attempts, "last_code": code}
 
@@ -87,10 +104,20 @@ def train(cfg: Any, reward_path: Path, out: Path) -> tuple[dict[str, Any] | None
     """One embodied-train run with the designed reward; (its summary, error line)."""
     experiment = cfg.train.experiment or f"ppo_crafter_{snake(cfg.task)}"
     argv = [
-        sys.executable, "-m", "embodied.train", f"experiment={experiment}", "reward=designed", f"reward.path={reward_path}",
-        f"reward.scale_constraint={cfg.scale_constraint}", f"reward.timeout_s={cfg.timeout_s}", f"reward.memory_mb={cfg.memory_mb}",
+        sys.executable,
+        "-m",
+        "embodied.train",
+        f"experiment={experiment}",
+        "reward=designed",
+        f"reward.path={reward_path}",
+        f"reward.scale_constraint={cfg.scale_constraint}",
+        f"reward.timeout_s={cfg.timeout_s}",
+        f"reward.memory_mb={cfg.memory_mb}",
         f"reward.isolation={cfg.isolation}",
-        f"total_steps={cfg.train.total_steps}", f"seed={cfg.train.seed}", f"run_dir={out}", *cfg.train.overrides,
+        f"total_steps={cfg.train.total_steps}",
+        f"seed={cfg.train.seed}",
+        f"run_dir={out}",
+        *cfg.train.overrides,
     ]
     proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if proc.returncode != 0:
@@ -104,7 +131,16 @@ def iteration_metrics(k: int, summary: dict[str, Any] | None, status: str, error
     out: dict[str, Any] = {"iteration": k, "status": status}
     if summary is not None:
         m = summary["metrics"]
-        keys = ("eval/success_rate", "eval/success_ci95_low", "eval/success_ci95_high", "eval/death_rate", "eval/death_rate/lava", "eval/steps_to_success_mean", "eval/length_mean", "eval/episodes")
+        keys = (
+            "eval/success_rate",
+            "eval/success_ci95_low",
+            "eval/success_ci95_high",
+            "eval/death_rate",
+            "eval/death_rate/lava",
+            "eval/steps_to_success_mean",
+            "eval/length_mean",
+            "eval/episodes",
+        )
         out.update({key.removeprefix("eval/"): m[key] for key in keys if key in m})
         out["train_steps"] = summary["steps"]
         if "reward_sandbox" in summary:
@@ -147,7 +183,10 @@ def design(cfg_node: DictConfig) -> Path:
         write_json(it_dir / "critique.json", critique)
         if code is None:
             metrics = iteration_metrics(k, None, "design_failed", "the Critic rejected every revision")
-            analysis = "The previous design was rejected by the Critic:\n" + json.dumps(critique["attempts"][-1], default=str)[:3000]
+            analysis = (
+                "The previous design was rejected by the Critic:\n"
+                + json.dumps(critique["attempts"][-1], default=str)[:3000]
+            )
         else:
             summary, error = train(cfg, it_dir / "reward.py", it_dir / "train")
             if summary is None:
@@ -158,7 +197,9 @@ def design(cfg_node: DictConfig) -> Path:
                 stats = analyzer.statistics(it_dir / "train")
                 text = client.chat(prompts.analyzer(task, stats, code), tag=f"analyzer/{k}")[0]
                 (it_dir / "analysis.md").write_text(analyzer.report(stats, text))
-                analysis = f"Statistics of the previous design's training:\n{json.dumps(stats, indent=1)}\n\nAnalysis:\n{text}"
+                analysis = (
+                    f"Statistics of the previous design's training:\n{json.dumps(stats, indent=1)}\n\nAnalysis:\n{text}"
+                )
         write_json(it_dir / "metrics.json", metrics)
         history.append(metrics)
         log.info("iteration %d: %s", k, {key: v for key, v in metrics.items() if key != "error"})
@@ -166,8 +207,16 @@ def design(cfg_node: DictConfig) -> Path:
     best = max(trained, key=lambda m: (m.get("success_rate", 0.0), -m["iteration"])) if trained else None
     if best is not None:
         (run_dir / "best").symlink_to(Path("iterations") / str(best["iteration"]))
-    write_json(run_dir / "summary.json", {"task": cfg.task, "iterations": history, "best_iteration": best["iteration"] if best else None,
-                                          "llm": {"model": cfg.llm.model, "mode": cfg.llm.mode}, "reward_sandbox": reward_sandbox})
+    write_json(
+        run_dir / "summary.json",
+        {
+            "task": cfg.task,
+            "iterations": history,
+            "best_iteration": best["iteration"] if best else None,
+            "llm": {"model": cfg.llm.model, "mode": cfg.llm.mode},
+            "reward_sandbox": reward_sandbox,
+        },
+    )
     print(run_dir)
     return run_dir
 
@@ -175,7 +224,9 @@ def design(cfg_node: DictConfig) -> Path:
 def main() -> Any:
     from embodied.cli import fresh_run_dir_argv, hydra_command
 
-    return hydra_command(design, "design_reward", argv_hook=lambda argv: fresh_run_dir_argv(argv, "iterations", "a design run"))()
+    return hydra_command(
+        design, "design_reward", argv_hook=lambda argv: fresh_run_dir_argv(argv, "iterations", "a design run")
+    )()
 
 
 if __name__ == "__main__":

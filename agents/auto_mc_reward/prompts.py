@@ -5,6 +5,7 @@ game information, statistics of failed trajectories (empty in round one), the in
 parameters (every key of the view with its type and range) and the required format,
 whose sandbox rules are `embodied.sandbox.checks.RULES`, the rules the checker enforces.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,8 @@ Creatures: cows (3 hits to kill without a sword; eating one restores food), zomb
 Life: health, food, drink and energy go from 0 to 9; food, drink and energy fall over time; at 0 any of them drains health; health 0 is death.
 Day and night alternate every 300 steps; nights are dark and dangerous."""
 
-FORMAT = """Write one Python function, exactly:
+FORMAT = (
+    """Write one Python function, exactly:
 
 def reward(view, memory):
     # Thoughts: explain here, in comments, what you reward and why.
@@ -41,9 +43,12 @@ Rules:
 - Do not raise: an exception stops training.
 
 The code is untrusted, so it is checked before it runs and then run in a sandbox; code that breaks these rules is rejected:
-""" + "\n".join(f"- {rule}" for rule in RULES) + """
+"""
+    + "\n".join(f"- {rule}" for rule in RULES)
+    + """
 
 Answer with the function in a single ```python code block."""
+)
 
 
 def _inputs() -> str:
@@ -60,9 +65,18 @@ def designer(task: Task, failure_stats: str = "", feedback: str = "", previous_c
         f"## Input parameters\n{_inputs()}",
         f"## Required format\n{FORMAT}",
     ]
-    messages = [{"role": "system", "content": "You are an expert in reward design for reinforcement learning."}, {"role": "user", "content": "\n\n".join(parts)}]
+    messages = [
+        {"role": "system", "content": "You are an expert in reward design for reinforcement learning."},
+        {"role": "user", "content": "\n\n".join(parts)},
+    ]
     if previous_code and feedback:
-        messages += [{"role": "assistant", "content": f"```python\n{previous_code}\n```"}, {"role": "user", "content": f"The Reward Critic found problems; revise the function and answer with the whole corrected function.\n\n{feedback}"}]
+        messages += [
+            {"role": "assistant", "content": f"```python\n{previous_code}\n```"},
+            {
+                "role": "user",
+                "content": f"The Reward Critic found problems; revise the function and answer with the whole corrected function.\n\n{feedback}",
+            },
+        ]
     return messages
 
 
@@ -77,7 +91,10 @@ def critic(task: Task, code: str, execution: dict[str, Any]) -> list[dict[str, s
         "the dense part leads towards success without rewarding loops that avoid it, keys and value types match the input parameters, memory is used correctly. "
         'Answer with a JSON object in a ```json block: {"verdict": "pass" or "revise", "problems": ["..."], "suggestions": ["..."]}.'
     )
-    return [{"role": "system", "content": "You are a careful reviewer of reward functions."}, {"role": "user", "content": content}]
+    return [
+        {"role": "system", "content": "You are a careful reviewer of reward functions."},
+        {"role": "user", "content": content},
+    ]
 
 
 def analyzer(task: Task, stats: dict[str, Any], code: str) -> list[dict[str, str]]:
@@ -87,4 +104,7 @@ def analyzer(task: Task, stats: dict[str, Any], code: str) -> list[dict[str, str
         f"Statistics of its trajectories (failed and successful) and of each reward component over training:\n{json.dumps(stats, indent=1)}\n\n"
         "Summarise, in a few bullet points, the likely causes of failure and concrete suggestions for the next reward design."
     )
-    return [{"role": "system", "content": "You analyse reinforcement-learning trajectories."}, {"role": "user", "content": content}]
+    return [
+        {"role": "system", "content": "You analyse reinforcement-learning trajectories."},
+        {"role": "user", "content": content},
+    ]

@@ -18,6 +18,7 @@ PPO rollout, from the body, not from labels:
 LRR control. η reaches PPO through its learning-rate schedule, so SB3's update is
 unchanged.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,13 +42,25 @@ class HomeostaticPPOAgent(SB3Agent):
 
     config: HomeostaticPPOConfig
 
-    def __init__(self, config: HomeostaticPPOConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device, seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: HomeostaticPPOConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device, seed)
         if config.plasticity == "homeostatic" and not isinstance(observation_space, gym.spaces.Box):
-            raise ConfigError("agent.plasticity=homeostatic scores critic updates on flat (Box) observations; use a flat obs_mode or plasticity=random|constant")
+            raise ConfigError(
+                "agent.plasticity=homeostatic scores critic updates on flat (Box) observations; use a flat obs_mode or plasticity=random|constant"
+            )
         self.plasticity = Plasticity(
-            eta=config.learning_rate, step=config.plasticity_step * config.learning_rate, rule=config.plasticity,
-            floor=config.plasticity_floor, ceiling=config.plasticity_ceiling,
+            eta=config.learning_rate,
+            step=config.plasticity_step * config.learning_rate,
+            rule=config.plasticity,
+            floor=config.plasticity_floor,
+            ceiling=config.plasticity_ceiling,
         )
         self.rng = np.random.default_rng(seed)
         self.previous: dict[str, Any] = {}
@@ -67,7 +80,9 @@ class HomeostaticPPOAgent(SB3Agent):
         """Apply the plasticity rule to the rollout SB3 has just collected."""
         assert self.model is not None
         buffer = self.model.rollout_buffer
-        obs = torch.as_tensor(buffer.observations.reshape(-1, *self.observation_space.shape), dtype=torch.float32, device=self.device)
+        obs = torch.as_tensor(
+            buffer.observations.reshape(-1, *self.observation_space.shape), dtype=torch.float32, device=self.device
+        )
         returns = torch.as_tensor(buffer.returns.reshape(-1), dtype=torch.float32, device=self.device)
         current = {
             "drive": float(np.mean(drives)) if drives else float("nan"),
@@ -78,7 +93,11 @@ class HomeostaticPPOAgent(SB3Agent):
         if self.previous and np.isfinite(current["drive"]) and np.isfinite(self.previous["drive"]):
             true_direction = 1 if current["drive"] > self.previous["drive"] else -1
             predicted_direction = 1 if current["value"] < self.previous["value"] else -1
-            score = self._critic_score(*current["sample"], *self.previous["sample"]) if self.plasticity.rule == "homeostatic" else None
+            score = (
+                self._critic_score(*current["sample"], *self.previous["sample"])
+                if self.plasticity.rule == "homeostatic"
+                else None
+            )
             self.stats["events"] += 1
             self.stats["moves"] += int(self.plasticity.decide(true_direction, self.rng, predicted_direction, score))
         self.previous = current
@@ -88,13 +107,18 @@ class HomeostaticPPOAgent(SB3Agent):
         idx = torch.as_tensor(self.rng.choice(len(obs), n, replace=False), device=obs.device)
         return obs[idx], returns[idx]
 
-    def _critic_score(self, obs: torch.Tensor, returns: torch.Tensor, recent_obs: torch.Tensor, recent_returns: torch.Tensor):
+    def _critic_score(
+        self, obs: torch.Tensor, returns: torch.Tensor, recent_obs: torch.Tensor, recent_returns: torch.Tensor
+    ):
         """score(lr): minus the value error on the previous rollout after one critic step at lr."""
         assert self.model is not None
         policy = self.model.policy
         params = trainable(policy.parameters())
         loss = torch.nn.functional.mse_loss(policy.predict_values(obs).flatten(), returns) * self.config.vf_coef
-        grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(torch.autograd.grad(loss, params, allow_unused=True), params)]
+        grads = [
+            g if g is not None else torch.zeros_like(p)
+            for g, p in zip(torch.autograd.grad(loss, params, allow_unused=True), params)
+        ]
 
         def recent_error() -> float:
             return -float(torch.nn.functional.mse_loss(policy.predict_values(recent_obs).flatten(), recent_returns))
@@ -103,7 +127,14 @@ class HomeostaticPPOAgent(SB3Agent):
 
     def training_metrics(self) -> dict[str, float]:
         out = super().training_metrics()
-        out.update({"charts/plasticity_eta": self.plasticity.eta, "charts/plasticity_events": float(self.stats["events"]), "charts/plasticity_moves": float(self.stats["moves"]), "charts/rollout_mean_drive": self.stats["mean_drive"]})
+        out.update(
+            {
+                "charts/plasticity_eta": self.plasticity.eta,
+                "charts/plasticity_events": float(self.stats["events"]),
+                "charts/plasticity_moves": float(self.stats["moves"]),
+                "charts/rollout_mean_drive": self.stats["mean_drive"],
+            }
+        )
         return out
 
     # --- checkpoints: SB3's state plus the internal state ------------------------------
@@ -112,7 +143,16 @@ class HomeostaticPPOAgent(SB3Agent):
         previous = {k: v for k, v in self.previous.items() if k != "sample"}
         if "sample" in self.previous:
             previous["sample_obs"], previous["sample_returns"] = self.previous["sample"]
-        save_state({"eta": self.plasticity.eta, "stats": self.stats, "rng": self.rng.bit_generator.state, "previous": previous}, directory, "plasticity")
+        save_state(
+            {
+                "eta": self.plasticity.eta,
+                "stats": self.stats,
+                "rng": self.rng.bit_generator.state,
+                "previous": previous,
+            },
+            directory,
+            "plasticity",
+        )
 
     def load(self, directory: Path) -> None:
         super().load(directory)
@@ -127,7 +167,10 @@ class HomeostaticPPOAgent(SB3Agent):
         self.rng.bit_generator.state = state["rng"]
         previous = dict(state["previous"])
         if "sample_obs" in previous:
-            previous["sample"] = (previous.pop("sample_obs").to(self.device), previous.pop("sample_returns").to(self.device))
+            previous["sample"] = (
+                previous.pop("sample_obs").to(self.device),
+                previous.pop("sample_returns").to(self.device),
+            )
         self.previous = previous
 
 

@@ -11,6 +11,7 @@ We also measure validation accuracy every `eval_every` minibatches, so recovery 
 each swap is visible. Writes metrics.csv (per epoch), curve.csv, swaps.csv,
 summary.json and plot.png in the run directory.
 """
+
 from __future__ import annotations
 
 import csv
@@ -56,9 +57,16 @@ def run(config: ConceptShiftConfig, run_dir: Path, data: Split | None = None) ->
     y_train, y_val = data.y_train.copy(), data.y_val.copy()  # swapped in place by the shift
     model = mlp(data.input_dim, list(config.hidden))
     learner = HomeostaticLearner(
-        model, torch.optim.SGD(model.parameters(), lr=config.eta0), rule=config.rule, eta0=config.eta0,
-        step=config.eta_step, floor=config.eta_floor, excitatory=config.excitatory,
-        interval=config.interval, memory=config.memory, seed=config.seed,
+        model,
+        torch.optim.SGD(model.parameters(), lr=config.eta0),
+        rule=config.rule,
+        eta0=config.eta0,
+        step=config.eta_step,
+        floor=config.eta_floor,
+        excitatory=config.excitatory,
+        interval=config.interval,
+        memory=config.memory,
+        seed=config.seed,
     )
     batches = len(y_train) // config.batch_size  # the authors drop the last partial batch
     curve: list[dict[str, float]] = []
@@ -83,11 +91,37 @@ def run(config: ConceptShiftConfig, run_dir: Path, data: Split | None = None) ->
                 before = validate()
                 mapping = swap_classes(rng, y_train, y_val)
                 learner.relabel(mapping)
-                swaps.append({"epoch": epoch, "batch": b + 1, "samples": seen, "classes": sorted(mapping), "acc_before": before, "acc_after": validate()})
-                curve.append({"samples": seen, "epoch": epoch + (b + 1) / batches, "val_acc": swaps[-1]["acc_after"], "eta": learner.eta})
+                swaps.append(
+                    {
+                        "epoch": epoch,
+                        "batch": b + 1,
+                        "samples": seen,
+                        "classes": sorted(mapping),
+                        "acc_before": before,
+                        "acc_after": validate(),
+                    }
+                )
+                curve.append(
+                    {
+                        "samples": seen,
+                        "epoch": epoch + (b + 1) / batches,
+                        "val_acc": swaps[-1]["acc_after"],
+                        "eta": learner.eta,
+                    }
+                )
             elif (b + 1) % config.eval_every == 0:
-                curve.append({"samples": seen, "epoch": epoch + (b + 1) / batches, "val_acc": validate(), "eta": learner.eta})
-        epochs.append({"epoch": epoch + 1, "samples": seen, "train_acc": correct / (batches * config.batch_size), "val_acc": validate(), "eta": learner.eta})
+                curve.append(
+                    {"samples": seen, "epoch": epoch + (b + 1) / batches, "val_acc": validate(), "eta": learner.eta}
+                )
+        epochs.append(
+            {
+                "epoch": epoch + 1,
+                "samples": seen,
+                "train_acc": correct / (batches * config.batch_size),
+                "val_acc": validate(),
+                "eta": learner.eta,
+            }
+        )
 
     _attach_recovery(swaps, curve, config.recovery_window * config.batch_size)
     summary = {
@@ -107,7 +141,9 @@ def run(config: ConceptShiftConfig, run_dir: Path, data: Split | None = None) ->
             "eta_mean": float(np.mean(learner.eta_history)),
             "eta_final": learner.eta,
             "swap_drop_mean": float(np.mean([s["acc_before"] - s["acc_after"] for s in swaps])) if swaps else 0.0,
-            "recovery_acc_mean": float(np.mean([s["recovery_acc"] for s in swaps if s["recovery_acc"] is not None])) if swaps else float("nan"),
+            "recovery_acc_mean": float(np.mean([s["recovery_acc"] for s in swaps if s["recovery_acc"] is not None]))
+            if swaps
+            else float("nan"),
         },
         "wall_time_s": round(time.time() - started, 2),
     }
@@ -130,12 +166,29 @@ def _write(run_dir: Path, config: ConceptShiftConfig, epochs: list, curve: list,
 
     logger = MetricLogger(run_dir, ["csv"])
     for row in epochs:
-        logger.log(row["samples"], {"charts/epoch": row["epoch"], "charts/train_acc": row["train_acc"], "eval/val_acc": row["val_acc"], "charts/eta": row["eta"]})
+        logger.log(
+            row["samples"],
+            {
+                "charts/epoch": row["epoch"],
+                "charts/train_acc": row["train_acc"],
+                "eval/val_acc": row["val_acc"],
+                "charts/eta": row["eta"],
+            },
+        )
     logger.close()
     _csv(run_dir / "curve.csv", curve, ["samples", "epoch", "val_acc", "eta"])
-    _csv(run_dir / "swaps.csv", [{**s, "classes": "-".join(map(str, s["classes"]))} for s in swaps], ["epoch", "batch", "samples", "classes", "acc_before", "acc_after", "recovery_acc"])
+    _csv(
+        run_dir / "swaps.csv",
+        [{**s, "classes": "-".join(map(str, s["classes"]))} for s in swaps],
+        ["epoch", "batch", "samples", "classes", "acc_before", "acc_after", "recovery_acc"],
+    )
     if config.plot:
-        plot_run(run_dir / "plot.png", curve, swaps, title=f"{config.rule}, {summary['dataset']}, {_shift_label(config)}, seed {config.seed}")
+        plot_run(
+            run_dir / "plot.png",
+            curve,
+            swaps,
+            title=f"{config.rule}, {summary['dataset']}, {_shift_label(config)}, seed {config.seed}",
+        )
     write_json(run_dir / "summary.json", {**summary, "versions": versions()})  # last: marks the run complete
 
 
@@ -193,7 +246,9 @@ def _main(cfg: DictConfig) -> Path:
 def main() -> Any:
     from embodied.cli import fresh_run_dir_argv, hydra_command
 
-    return hydra_command(_main, "concept_shift", argv_hook=lambda argv: fresh_run_dir_argv(argv, "summary.json", "a finished run"))()
+    return hydra_command(
+        _main, "concept_shift", argv_hook=lambda argv: fresh_run_dir_argv(argv, "summary.json", "a finished run")
+    )()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Config schemas of the homeostatic experiments and agent."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -67,7 +68,9 @@ class ConceptShiftConfig:
             from pathlib import Path
 
             if not self.data_path or not Path(self.data_path).expanduser().exists():
-                raise ConfigError(f"dataset={self.dataset} needs data_path=<an existing folder of IDX files or an .npz> (got {self.data_path!r}); it cannot be downloaded here, or use dataset=digits")
+                raise ConfigError(
+                    f"dataset={self.dataset} needs data_path=<an existing folder of IDX files or an .npz> (got {self.data_path!r}); it cannot be downloaded here, or use dataset=digits"
+                )
 
 
 @dataclass

@@ -6,6 +6,7 @@ bundled 8x8 digits (1,797 images, input 64): a deviation from the paper, which u
 folder of IDX files (`train-images-idx3-ubyte[.gz]`, ...) or a `.npz` holding
 `x_train, y_train, x_test, y_test`.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -48,10 +49,14 @@ def load(dataset: str, path: str | None = None, val_fraction: float = 0.2, seed:
     if dataset == "digits":
         return _digits(val_fraction, seed)
     if not path:
-        raise ConfigError(f"dataset={dataset} needs data_path=<a folder of IDX files or an .npz>; it cannot be downloaded here (or use dataset=digits)")
+        raise ConfigError(
+            f"dataset={dataset} needs data_path=<a folder of IDX files or an .npz>; it cannot be downloaded here (or use dataset=digits)"
+        )
     source = Path(path).expanduser()
     if not source.exists():
-        raise ConfigError(f"data_path '{source}' does not exist; point it at a folder of {dataset} IDX files or an .npz with x_train, y_train, x_test, y_test")
+        raise ConfigError(
+            f"data_path '{source}' does not exist; point it at a folder of {dataset} IDX files or an .npz with x_train, y_train, x_test, y_test"
+        )
     arrays = _read_npz(source) if source.is_file() else _read_idx_folder(source)
     x_train, x_val = (arrays[k].reshape(len(arrays[k]), -1).astype(np.float32) / 255.0 for k in ("x_train", "x_test"))
     y_train, y_val = (arrays[k].astype(np.int64) for k in ("y_train", "y_test"))
@@ -78,7 +83,9 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         with np.load(path) as data:
             missing = [k for k in _IDX_FILES if k not in data]
             if missing:
-                raise DatasetError(f"'{path}' lacks {', '.join(missing)}; an .npz needs x_train, y_train, x_test, y_test")
+                raise DatasetError(
+                    f"'{path}' lacks {', '.join(missing)}; an .npz needs x_train, y_train, x_test, y_test"
+                )
             return {k: data[k] for k in _IDX_FILES}
     except (OSError, ValueError) as err:
         raise DatasetError(f"cannot read '{path}' as .npz: {err}") from None

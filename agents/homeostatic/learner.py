@@ -18,6 +18,7 @@ the label of sample i says its direction (excitatory classes: +step, the rest:
 After the events of a minibatch, the real update is one optimiser step at the new
 η on the minibatch's summed loss / batch size (the authors' `w -= η/m Σ grad`).
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -147,7 +148,9 @@ class HomeostaticLearner:
         def score(lr: float) -> float:
             return lookahead(params, self.optimizer, grads, lr, recent_accuracy)
 
-        return self.plasticity.decide(true_direction, self.rng, predicted_direction=self.direction(int(guesses[p])), score=score)
+        return self.plasticity.decide(
+            true_direction, self.rng, predicted_direction=self.direction(int(guesses[p])), score=score
+        )
 
     # --- checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -14,6 +14,7 @@ an event is allowed to act on η is itself decided. Three rules decide:
 gradients and restores everything afterwards. The supervised `HomeostaticLearner`
 and the homeostatic PPO agent both use these two, so the rule lives in one place.
 """
+
 from __future__ import annotations
 
 import copy

@@ -18,6 +18,7 @@ Multistage (`multistage=true`, see `learn`): stage 1 trains the encoder with a s
 context, stage 2 writes one embedding per dataset frame (`embedding_cache`), stage 3
 trains the long-context head on those embeddings with the encoder frozen.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -55,7 +56,7 @@ def select_by_past(candidates: torch.Tensor, executed: torch.Tensor, past_tokens
     p = len(executed)
     if p == 0:
         return 0
-    predicted = candidates[:, past_tokens - p:past_tokens]
+    predicted = candidates[:, past_tokens - p : past_tokens]
     errors = (predicted - executed[None]).pow(2).mean(dim=(1, 2))
     return int(errors.argmin())
 
@@ -67,7 +68,12 @@ class PTPAgent(ImitationAgent):
 
     def __init__(self, config: PTPConfig, observation_space, action_space, device: torch.device, seed: int = 0) -> None:
         super().__init__(config, observation_space, action_space, device, seed)
-        schedule = dict(num_train_timesteps=config.train_timesteps, beta_schedule=config.beta_schedule, clip_sample=True, prediction_type="epsilon")
+        schedule = dict(
+            num_train_timesteps=config.train_timesteps,
+            beta_schedule=config.beta_schedule,
+            clip_sample=True,
+            prediction_type="epsilon",
+        )
         self.samplers = {"ddpm": DDPMScheduler(**schedule), "ddim": DDIMScheduler(**schedule)}
         self.noise_scheduler = self.samplers["ddpm"]  # add_noise reads only the fixed training schedule
         self.sample_generator = torch.Generator().manual_seed(seed + 1)
@@ -79,10 +85,14 @@ class PTPAgent(ImitationAgent):
     def build_model(self) -> PTPPolicy:
         cfg = self.config
         if cfg.verify_samples > 1 and cfg.supervised_past == 0:
-            raise ConfigError("agent.verify_samples > 1 scores the predicted past actions, which only Past-Token Prediction trains: set agent.ptp=true (and n_obs_steps > 1)")
+            raise ConfigError(
+                "agent.verify_samples > 1 scores the predicted past actions, which only Past-Token Prediction trains: set agent.ptp=true (and n_obs_steps > 1)"
+            )
         self.obs_keys = sorted(k for k, shape in self.obs_shapes.items() if len(shape) in (1, 3))
         if set(self.obs_keys) != set(self.obs_shapes):
-            raise ConfigError(f"agent 'ptp' reads flat vectors and HxWxC images; observation shapes {self.obs_shapes} include others")
+            raise ConfigError(
+                f"agent 'ptp' reads flat vectors and HxWxC images; observation shapes {self.obs_shapes} include others"
+            )
         net = PTPNetworks(self.obs_shapes, self.action_dim, cfg, cfg.stage1_obs_steps if cfg.multistage else None)
         return PTPPolicy(net, cfg.ema)
 
@@ -109,7 +119,12 @@ class PTPAgent(ImitationAgent):
 
     def window_kwargs(self) -> dict[str, Any]:
         n_obs, horizon = self.context()
-        kwargs: dict[str, Any] = {"obs_keys": list(self.obs_keys), "obs_horizon": n_obs, "action_horizon": horizon, "action_offset": -(n_obs - 1)}
+        kwargs: dict[str, Any] = {
+            "obs_keys": list(self.obs_keys),
+            "obs_horizon": n_obs,
+            "action_horizon": horizon,
+            "action_offset": -(n_obs - 1),
+        }
         if self.stage == 3:
             kwargs.update(obs_keys=["embedding"], arrays={"obs/embedding": self.cache})
         return kwargs
@@ -120,7 +135,9 @@ class PTPAgent(ImitationAgent):
         if not cfg.multistage:
             return super().learn(env, total_steps, hooks)
         if total_steps <= cfg.stage1_steps:
-            raise ConfigError(f"total_steps ({total_steps}) must exceed agent.stage1_steps ({cfg.stage1_steps}): stage 3 trains the long-context head for the rest")
+            raise ConfigError(
+                f"total_steps ({total_steps}) must exceed agent.stage1_steps ({cfg.stage1_steps}): stage 3 trains the long-context head for the rest"
+            )
         if self.stage == 1:
             train, val = self.open_data(env)
             if not self.fit(train, val, cfg.stage1_steps, hooks):
@@ -139,7 +156,9 @@ class PTPAgent(ImitationAgent):
         self.model.net.encoder.requires_grad_(False)
 
     # --- training -------------------------------------------------------------------
-    def encode(self, batch: dict[str, torch.Tensor], encoder: torch.nn.Module, generator: torch.Generator | None = None) -> torch.Tensor:
+    def encode(
+        self, batch: dict[str, torch.Tensor], encoder: torch.nn.Module, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """(B, To, E) frame embeddings of a window batch (cached ones in stage 3)."""
         if "obs/embedding" in batch:
             return batch["obs/embedding"].float()
@@ -162,10 +181,10 @@ class PTPAgent(ImitationAgent):
         supervised = min(cfg.supervised_past, n_obs - 1)
         mask = loss_mask(batch["action_is_pad"], n_obs - 1, supervised).to(error.dtype)
         loss = (error * mask).sum() / self.batch_count(mask.sum()).clamp_min(1.0)
-        future = error[:, n_obs - 1:].mean()
+        future = error[:, n_obs - 1 :].mean()
         metrics = {"losses/loss": loss.item(), "losses/future_mse": future.item()}
         if n_obs > 1:
-            metrics["losses/past_mse"] = error[:, :n_obs - 1].mean().item()
+            metrics["losses/past_mse"] = error[:, : n_obs - 1].mean().item()
         return loss, metrics
 
     def ema_decay(self) -> float:
@@ -177,7 +196,10 @@ class PTPAgent(ImitationAgent):
         if self.model.ema is None:
             return {}
         decay = self.ema_decay()
-        self.model.update_ema(decay, ("encoder", "stage1_head") if self.stage == 1 else ("head",) if self.stage == 3 else ("encoder", "head"))
+        self.model.update_ema(
+            decay,
+            ("encoder", "stage1_head") if self.stage == 1 else ("head",) if self.stage == 3 else ("encoder", "head"),
+        )
         return {"charts/ema_decay": decay}
 
     def load(self, directory) -> None:
@@ -192,7 +214,9 @@ class PTPAgent(ImitationAgent):
         self.queue.clear()
 
     @torch.no_grad()
-    def sample(self, frames: torch.Tensor, generator: torch.Generator | None = None, sampler: str | None = None) -> torch.Tensor:
+    def sample(
+        self, frames: torch.Tensor, generator: torch.Generator | None = None, sampler: str | None = None
+    ) -> torch.Tensor:
         """Denoise (B, T, A) normalised action sequences conditioned on (B, To, E) frames."""
         cfg = self.config
         name = sampler or cfg.sampler
@@ -223,9 +247,9 @@ class PTPAgent(ImitationAgent):
         candidates = self.sample(frames.expand(k, -1, -1), self.sample_generator)
         best = 0
         if k > 1:
-            past = torch.stack(list(self.executed))[-cfg.supervised_past:]
+            past = torch.stack(list(self.executed))[-cfg.supervised_past :]
             best = select_by_past(candidates, past, cfg.past_tokens)
-        chosen = candidates[best, cfg.past_tokens:cfg.past_tokens + cfg.n_action_steps].float()
+        chosen = candidates[best, cfg.past_tokens : cfg.past_tokens + cfg.n_action_steps].float()
         actions = self.normalizer.unnormalize("action", chosen).cpu().numpy()
         return np.clip(actions, self.action_space.low, self.action_space.high).astype(np.float32)
 

@@ -8,6 +8,7 @@ explicit `agent.embedding_cache` from an earlier run, say) is refused instead of
 training the head on features the policy will never see at test time. The folder
 appears only when complete (written under a temporary name, then renamed).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -59,12 +60,12 @@ def compute(agent: Any, dataset: Any, batch_size: int = 256) -> np.ndarray:
     for start in range(0, frames, batch_size):
         batch = {}
         for key, array in arrays.items():
-            x = torch.from_numpy(np.asarray(array[start:start + batch_size]))
+            x = torch.from_numpy(np.asarray(array[start : start + batch_size]))
             if x.dtype != torch.uint8:
                 x = agent.normalizer.normalize(f"obs/{key}", x.float())
             batch[f"obs/{key}"] = x.to(agent.device)
         with agent.autocast():
-            out[start:start + batch_size] = encoder(batch).float().cpu().numpy()
+            out[start : start + batch_size] = encoder(batch).float().cpu().numpy()
     return out
 
 
@@ -74,12 +75,20 @@ def load(path: Path, checksum: str, dataset: Any) -> np.ndarray:
         meta = json.loads((path / "meta.json").read_text())
         embeddings = np.load(path / "embeddings.npy", mmap_mode=None)
     except (OSError, ValueError) as err:
-        raise DatasetError(f"embedding cache {path} is unreadable ({' '.join(str(err).split())[:120]}); delete it and rerun to recompute it") from None
+        raise DatasetError(
+            f"embedding cache {path} is unreadable ({' '.join(str(err).split())[:120]}); delete it and rerun to recompute it"
+        ) from None
     if meta.get("encoder_checksum") != checksum:
-        raise DatasetError(f"embedding cache {path} is stale: written by encoder {str(meta.get('encoder_checksum'))[:16]}, but this policy's encoder is {checksum[:16]}; "
-                           "delete it, or leave agent.embedding_cache empty so stage 2 writes a cache for this encoder")
-    if meta.get("dataset_fingerprint") != dataset_fingerprint(dataset) or embeddings.shape[0] != int(dataset.episode_ends[-1]):
-        raise DatasetError(f"embedding cache {path} was computed for another dataset than {dataset.path}; delete it and rerun to recompute it")
+        raise DatasetError(
+            f"embedding cache {path} is stale: written by encoder {str(meta.get('encoder_checksum'))[:16]}, but this policy's encoder is {checksum[:16]}; "
+            "delete it, or leave agent.embedding_cache empty so stage 2 writes a cache for this encoder"
+        )
+    if meta.get("dataset_fingerprint") != dataset_fingerprint(dataset) or embeddings.shape[0] != int(
+        dataset.episode_ends[-1]
+    ):
+        raise DatasetError(
+            f"embedding cache {path} was computed for another dataset than {dataset.path}; delete it and rerun to recompute it"
+        )
     return embeddings
 
 
@@ -93,7 +102,9 @@ def ensure(agent: Any, env_factory: Any) -> np.ndarray:
     if (path / "meta.json").exists():
         return load(path, checksum, dataset)
     if path.exists():
-        raise DatasetError(f"{path} exists but is not an embedding cache (no meta.json); delete it or set agent.embedding_cache to another folder")
+        raise DatasetError(
+            f"{path} exists but is not an embedding cache (no meta.json); delete it or set agent.embedding_cache to another folder"
+        )
     embeddings = compute(agent, dataset)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
@@ -101,8 +112,15 @@ def ensure(agent: Any, env_factory: Any) -> np.ndarray:
     tmp.mkdir()
     try:
         np.save(tmp / "embeddings.npy", embeddings)
-        meta = {"format": FORMAT, "encoder_checksum": checksum, "dataset_fingerprint": dataset_fingerprint(dataset), "dataset": str(dataset.path),
-                "frames": int(embeddings.shape[0]), "embed_dim": int(embeddings.shape[1]), "obs_keys": list(agent.obs_keys)}
+        meta = {
+            "format": FORMAT,
+            "encoder_checksum": checksum,
+            "dataset_fingerprint": dataset_fingerprint(dataset),
+            "dataset": str(dataset.path),
+            "frames": int(embeddings.shape[0]),
+            "embed_dim": int(embeddings.shape[1]),
+            "obs_keys": list(agent.obs_keys),
+        }
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         os.replace(tmp, path)
     finally:

@@ -6,6 +6,7 @@ Past-Token Prediction", which builds on Diffusion Policy's transformer (Chi et a
 with 8 layers, width 256, 4 heads and attention dropout 0.3, DDPM training with 100
 steps and the squaredcos_cap_v2 schedule, DDIM sampling at test time, EMA weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -79,23 +80,35 @@ class PTPConfig(ImitationConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.n_obs_steps < 1 or self.horizon < self.n_obs_steps:
-            raise ConfigError(f"need 1 <= agent.n_obs_steps <= agent.horizon, got {self.n_obs_steps} and {self.horizon}")
+            raise ConfigError(
+                f"need 1 <= agent.n_obs_steps <= agent.horizon, got {self.n_obs_steps} and {self.horizon}"
+            )
         if not 1 <= self.n_action_steps <= self.horizon - self.n_obs_steps + 1:
-            raise ConfigError(f"agent.n_action_steps must be in [1, horizon - n_obs_steps + 1 = {self.horizon - self.n_obs_steps + 1}], got {self.n_action_steps}")
+            raise ConfigError(
+                f"agent.n_action_steps must be in [1, horizon - n_obs_steps + 1 = {self.horizon - self.n_obs_steps + 1}], got {self.n_action_steps}"
+            )
         if self.dim % self.heads:
             raise ConfigError(f"agent.dim ({self.dim}) must be divisible by agent.heads ({self.heads})")
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"agent.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not 1 <= self.inference_steps <= self.train_timesteps:
-            raise ConfigError(f"agent.inference_steps must be in [1, train_timesteps={self.train_timesteps}], got {self.inference_steps}")
+            raise ConfigError(
+                f"agent.inference_steps must be in [1, train_timesteps={self.train_timesteps}], got {self.inference_steps}"
+            )
         if self.past_steps_reg < -1 or self.past_steps_reg > self.n_obs_steps - 1:
-            raise ConfigError(f"agent.past_steps_reg must be -1 (all) or in [0, n_obs_steps - 1 = {self.n_obs_steps - 1}], got {self.past_steps_reg}")
+            raise ConfigError(
+                f"agent.past_steps_reg must be -1 (all) or in [0, n_obs_steps - 1 = {self.n_obs_steps - 1}], got {self.past_steps_reg}"
+            )
         if self.verify_samples < 1:
             raise ConfigError(f"agent.verify_samples must be >= 1, got {self.verify_samples}")
         if self.multistage and not 1 <= self.stage1_obs_steps <= self.n_obs_steps:
-            raise ConfigError(f"agent.stage1_obs_steps must be in [1, n_obs_steps={self.n_obs_steps}], got {self.stage1_obs_steps}")
+            raise ConfigError(
+                f"agent.stage1_obs_steps must be in [1, n_obs_steps={self.n_obs_steps}], got {self.stage1_obs_steps}"
+            )
         if self.multistage and self.stage1_steps < 1:
-            raise ConfigError("agent.multistage=true needs agent.stage1_steps >= 1 (the encoder's short-context training)")
+            raise ConfigError(
+                "agent.multistage=true needs agent.stage1_steps >= 1 (the encoder's short-context training)"
+            )
 
     @property
     def past_tokens(self) -> int:

@@ -10,6 +10,7 @@ tokens are the decoder's queries, with causal self-attention; the condition toke
 (time t-To+1+i) may read the frames up to its own time, so a past action is predicted
 from what the policy had seen when it acted, never from the frame that shows its effect.
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,7 +42,18 @@ class FrameEncoder(nn.Module):
 class DiffusionTransformer(nn.Module):
     """ε-prediction head: (noisy actions (B, T, A), timesteps (B,), frames (B, To, E)) -> (B, T, A)."""
 
-    def __init__(self, action_dim: int, horizon: int, n_obs_steps: int, embed_dim: int, dim: int, layers: int, heads: int, attn_dropout: float, emb_dropout: float) -> None:
+    def __init__(
+        self,
+        action_dim: int,
+        horizon: int,
+        n_obs_steps: int,
+        embed_dim: int,
+        dim: int,
+        layers: int,
+        heads: int,
+        attn_dropout: float,
+        emb_dropout: float,
+    ) -> None:
         super().__init__()
         self.horizon, self.n_obs_steps, self.dim = horizon, n_obs_steps, dim
         self.action_in = nn.Linear(action_dim, dim)
@@ -71,10 +83,20 @@ class DiffusionTransformer(nn.Module):
 class PTPNetworks(nn.Module):
     """The encoder, the long-context head and (multistage only) the short-context stage-1 head."""
 
-    def __init__(self, obs_shapes: dict[str, tuple[int, ...]], action_dim: int, cfg, stage1_obs_steps: int | None) -> None:
+    def __init__(
+        self, obs_shapes: dict[str, tuple[int, ...]], action_dim: int, cfg, stage1_obs_steps: int | None
+    ) -> None:
         super().__init__()
         self.encoder = FrameEncoder(obs_shapes, cfg.embed_dim, cfg.crop_fraction)
-        head = dict(action_dim=action_dim, embed_dim=cfg.embed_dim, dim=cfg.dim, layers=cfg.layers, heads=cfg.heads, attn_dropout=cfg.attn_dropout, emb_dropout=cfg.emb_dropout)
+        head = dict(
+            action_dim=action_dim,
+            embed_dim=cfg.embed_dim,
+            dim=cfg.dim,
+            layers=cfg.layers,
+            heads=cfg.heads,
+            attn_dropout=cfg.attn_dropout,
+            emb_dropout=cfg.emb_dropout,
+        )
         self.head = DiffusionTransformer(horizon=cfg.horizon, n_obs_steps=cfg.n_obs_steps, **head)
         self.stage1_head = None
         if stage1_obs_steps is not None:  # same future, shorter past

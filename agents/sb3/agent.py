@@ -4,6 +4,7 @@ SB3 does the learning; this class maps it onto our run directory: weights in
 `model.safetensors`, optimizer/algorithm state and (for SAC) the replay buffer in
 safetensors + JSON files, episode and loss metrics through `TrainHooks`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from embodied.agent import Agent, TrainHooks
 from embodied.agents.sb3.config import PPOConfig, SACConfig, SB3Config
 from embodied.errors import CheckpointError, ConfigError
-from embodied.tensor_state import load_state, save_state
 from embodied.reward_code import CodeRewardVecEnv, wrap_reward
+from embodied.tensor_state import load_state, save_state
 from embodied.vec_env import ShardedVecEnv
 
 _ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "ppo": PPO}
@@ -61,7 +62,14 @@ class _HooksCallback(BaseCallback):
 class SB3Agent(Agent):
     """SAC or PPO from Stable-Baselines3 (chosen by `config.name`)."""
 
-    def __init__(self, config: SB3Config, observation_space: gym.Space, action_space: gym.Space, device: torch.device, seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: SB3Config,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device, seed)
         self.algo = "ppo" if isinstance(config, PPOConfig) else "sac" if isinstance(config, SACConfig) else config.name
         if self.algo not in _ALGOS:
@@ -87,10 +95,27 @@ class SB3Agent(Agent):
         )
         if isinstance(cfg, SACConfig):
             ent_coef: Any = cfg.ent_coef if cfg.ent_coef.startswith("auto") else float(cfg.ent_coef)
-            algo = dict(buffer_size=buffer_size, learning_starts=cfg.learning_starts, batch_size=cfg.batch_size, tau=cfg.tau, train_freq=cfg.train_freq, gradient_steps=cfg.gradient_steps, ent_coef=ent_coef)
+            algo = dict(
+                buffer_size=buffer_size,
+                learning_starts=cfg.learning_starts,
+                batch_size=cfg.batch_size,
+                tau=cfg.tau,
+                train_freq=cfg.train_freq,
+                gradient_steps=cfg.gradient_steps,
+                ent_coef=ent_coef,
+            )
         else:
             assert isinstance(cfg, PPOConfig)
-            algo = dict(n_steps=cfg.n_steps, batch_size=cfg.batch_size, n_epochs=cfg.n_epochs, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm)
+            algo = dict(
+                n_steps=cfg.n_steps,
+                batch_size=cfg.batch_size,
+                n_epochs=cfg.n_epochs,
+                gae_lambda=cfg.gae_lambda,
+                clip_range=cfg.clip_range,
+                ent_coef=cfg.ent_coef,
+                vf_coef=cfg.vf_coef,
+                max_grad_norm=cfg.max_grad_norm,
+            )
         self.model = _ALGOS[self.algo](policy, env, **common, **algo)
         self._build_info = {"n_envs": env.num_envs, "buffer_size": buffer_size}
 
@@ -124,7 +149,13 @@ class SB3Agent(Agent):
         try:
             remaining = total_steps - self.model.num_timesteps
             if remaining > 0:
-                self.model.learn(remaining, callback=self._callback(hooks), log_interval=None, reset_num_timesteps=False, progress_bar=False)
+                self.model.learn(
+                    remaining,
+                    callback=self._callback(hooks),
+                    log_interval=None,
+                    reset_num_timesteps=False,
+                    progress_bar=False,
+                )
         finally:
             vec.close()
         self.num_steps = self.model.num_timesteps
@@ -176,7 +207,11 @@ class SB3Agent(Agent):
         (directory / "config.json").write_text(json.dumps(meta, indent=1))
         state: dict[str, Any] = {
             "optimizers": {name: opt.state_dict() for name, opt in self._optimizers().items()},
-            "counters": {"num_timesteps": int(self.model.num_timesteps), "n_updates": int(self.model._n_updates), "episode_num": int(getattr(self.model, "_episode_num", 0))},
+            "counters": {
+                "num_timesteps": int(self.model.num_timesteps),
+                "n_updates": int(self.model._n_updates),
+                "episode_num": int(getattr(self.model, "_episode_num", 0)),
+            },
         }
         if isinstance(self.model, SAC) and self.model.log_ent_coef is not None:
             state["log_ent_coef"] = self.model.log_ent_coef.detach()
@@ -191,18 +226,28 @@ class SB3Agent(Agent):
         except (OSError, json.JSONDecodeError) as err:
             raise CheckpointError(f"cannot read {directory / 'config.json'}: {err}") from None
         if meta.get("agent") != self.config.name:
-            raise CheckpointError(f"checkpoint '{directory}' holds agent '{meta.get('agent')}', not '{self.config.name}'")
+            raise CheckpointError(
+                f"checkpoint '{directory}' holds agent '{meta.get('agent')}', not '{self.config.name}'"
+            )
         build = meta["build"]
         if self.model is None:
-            spaces_env = DummyVecEnv([lambda: _SpacesOnlyEnv(self.observation_space, self.action_space)] * build["n_envs"])
+            spaces_env = DummyVecEnv(
+                [lambda: _SpacesOnlyEnv(self.observation_space, self.action_space)] * build["n_envs"]
+            )
             self._build(spaces_env, buffer_size=build["buffer_size"])
         assert self.model is not None
         try:
-            missing, unexpected = load_model(self.model.policy, str(directory / "model.safetensors"), strict=False, device=str(self.device))
+            missing, unexpected = load_model(
+                self.model.policy, str(directory / "model.safetensors"), strict=False, device=str(self.device)
+            )
         except Exception as err:  # noqa: BLE001 - any safetensors failure is a bad checkpoint
-            raise CheckpointError(f"cannot load weights from '{directory}': {' '.join(str(err).split())[:200]}") from None
+            raise CheckpointError(
+                f"cannot load weights from '{directory}': {' '.join(str(err).split())[:200]}"
+            ) from None
         if missing or unexpected:
-            raise CheckpointError(f"checkpoint '{directory}' does not fit this model (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); check agent.net_arch and the env")
+            raise CheckpointError(
+                f"checkpoint '{directory}' does not fit this model (missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); check agent.net_arch and the env"
+            )
         state = load_state(directory, "algo_state")
         for name, opt in self._optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
@@ -237,7 +282,9 @@ def _replay_state(buffer: Any) -> dict[str, Any]:
 def _restore_replay(buffer: Any, state: dict[str, Any]) -> None:
     size = state["size"]
     if size > buffer.buffer_size:
-        raise CheckpointError(f"replay buffer in checkpoint holds {size} transitions, more than this buffer's {buffer.buffer_size}")
+        raise CheckpointError(
+            f"replay buffer in checkpoint holds {size} transitions, more than this buffer's {buffer.buffer_size}"
+        )
     for name, value in state["arrays"].items():
         target = getattr(buffer, name)
         if isinstance(value, dict):

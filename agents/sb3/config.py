@@ -1,4 +1,5 @@
 """Config schemas of the Stable-Baselines3 baselines (SAC and PPO)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

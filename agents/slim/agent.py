@@ -17,6 +17,7 @@ skill rewards also never go stale as the skill model moves (LSD's phi changes
 every iteration), and PPO is fast per env step on a CPU. The multi-critic part
 (`critics.py`) does not depend on this choice.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -55,7 +56,14 @@ class SLIMAgent(Agent):
 
     config: SLIMConfig
 
-    def __init__(self, config: SLIMConfig, observation_space: gym.Space, action_space: gym.Space, device: torch.device, seed: int = 0) -> None:
+    def __init__(
+        self,
+        config: SLIMConfig,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        device: torch.device,
+        seed: int = 0,
+    ) -> None:
         super().__init__(config, observation_space, action_space, device, seed)
         if not isinstance(observation_space, gym.spaces.Box) or len(observation_space.shape) != 1:
             raise ConfigError(f"agent slim needs flat Box observations (obs_mode=state), got {observation_space}")
@@ -68,14 +76,26 @@ class SLIMAgent(Agent):
         self.rewards = config.rewards
         self.prior = SkillPrior(config.skill_type, config.skill_dim, centred=config.discovery == "lsd")
         self.num_critics = len(self.rewards) if config.critics == "multi" else 1
-        self.policy = SkillPolicy(self.obs_dim, config.skill_dim, self.action_dim, config.net_arch, self.num_critics, config.log_std_init).to(device)
+        self.policy = SkillPolicy(
+            self.obs_dim, config.skill_dim, self.action_dim, config.net_arch, self.num_critics, config.log_std_init
+        ).to(device)
         self.skill_model: nn.Module | None = None
         if "discovery" in self.rewards:
             n_in = len(config.discovery_obs)
-            self.skill_model = (LSD(n_in, config.skill_dim, config.skill_hidden) if config.discovery == "lsd" else DIAYN(n_in, self.prior, config.skill_hidden, config.diayn_std)).to(device)
+            self.skill_model = (
+                LSD(n_in, config.skill_dim, config.skill_hidden)
+                if config.discovery == "lsd"
+                else DIAYN(n_in, self.prior, config.skill_hidden, config.diayn_std)
+            ).to(device)
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.learning_rate, eps=1e-5)
-        self.skill_optimizer = torch.optim.Adam(self.skill_model.parameters(), lr=config.skill_lr) if self.skill_model is not None else None
-        self.reward_weights = torch.tensor([config.weights[r] for r in self.rewards], dtype=torch.float32, device=device)
+        self.skill_optimizer = (
+            torch.optim.Adam(self.skill_model.parameters(), lr=config.skill_lr)
+            if self.skill_model is not None
+            else None
+        )
+        self.reward_weights = torch.tensor(
+            [config.weights[r] for r in self.rewards], dtype=torch.float32, device=device
+        )
         self.advantage_weights = self.reward_weights if config.critics == "multi" else torch.ones(1, device=device)
         self.rng = np.random.default_rng(seed)
         self.generator = torch.Generator().manual_seed(seed)
@@ -117,7 +137,13 @@ class SLIMAgent(Agent):
             obs = vec.reset()
             skills = self.prior.sample(self.rng, vec.num_envs)
             while self.num_steps < total_steps:
-                rollout, obs, skills, running = self.collect(vec, obs, skills, min(self.config.n_steps, -(-(total_steps - self.num_steps) // vec.num_envs)), hooks)
+                rollout, obs, skills, running = self.collect(
+                    vec,
+                    obs,
+                    skills,
+                    min(self.config.n_steps, -(-(total_steps - self.num_steps) // vec.num_envs)),
+                    hooks,
+                )
                 self.update(rollout)
                 self.policy.obs_norm.update(rollout.obs)
                 if not running:
@@ -125,7 +151,9 @@ class SLIMAgent(Agent):
         finally:
             vec.close()
 
-    def collect(self, vec: Any, obs: np.ndarray, skills: np.ndarray, n_steps: int, hooks: TrainHooks) -> tuple[Rollout, np.ndarray, np.ndarray, bool]:
+    def collect(
+        self, vec: Any, obs: np.ndarray, skills: np.ndarray, n_steps: int, hooks: TrainHooks
+    ) -> tuple[Rollout, np.ndarray, np.ndarray, bool]:
         """Step every env `n_steps` times (fewer if hooks ask to stop); return the rollout, the next obs and skills, and whether to go on."""
         keys = ("obs", "next_obs", "skills", "actions", "terminated", "dones", "reach", "safety")
         buf: dict[str, list[np.ndarray]] = {k: [] for k in keys}
@@ -133,7 +161,9 @@ class SLIMAgent(Agent):
         running = True
         for _ in range(n_steps):
             with torch.no_grad():
-                x = self.policy.inputs(torch.as_tensor(obs, device=self.device), torch.as_tensor(skills, device=self.device))
+                x = self.policy.inputs(
+                    torch.as_tensor(obs, device=self.device), torch.as_tensor(skills, device=self.device)
+                )
                 actions = self.policy.distribution(x).sample().cpu().numpy()
             next_obs, _, dones, infos = vec.step(self._clip(actions))
             true_next = np.array(next_obs, dtype=np.float32, copy=True)
@@ -142,7 +172,9 @@ class SLIMAgent(Agent):
                 true_next[i] = infos[i]["terminal_observation"]
                 terminated[i] = 0.0 if infos[i].get("TimeLimit.truncated", False) else 1.0
             reach, safety = self._env_rewards(infos)
-            for key, value in zip(keys, (obs, true_next, skills, actions, terminated, dones.astype(np.float32), reach, safety)):
+            for key, value in zip(
+                keys, (obs, true_next, skills, actions, terminated, dones.astype(np.float32), reach, safety)
+            ):
                 buf[key].append(np.asarray(value, dtype=np.float32))
             contact.extend(float(info.get("contact", np.nan)) for info in infos)
             violations.extend(float(info.get("safety_violation", np.nan)) for info in infos)
@@ -155,8 +187,21 @@ class SLIMAgent(Agent):
                 running = False
                 break
         t = {k: torch.as_tensor(np.stack(v), device=self.device) for k, v in buf.items()}
-        rollout = Rollout(t["obs"], t["next_obs"], t["skills"], t["actions"], t["terminated"], t["dones"], {"reach": t["reach"], "safety": t["safety"]})
-        self.metrics.update({"charts/contact_rate": float(np.nanmean(contact)) if contact else float("nan"), "charts/safety_violation_rate": float(np.nanmean(violations)) if violations else float("nan")})
+        rollout = Rollout(
+            t["obs"],
+            t["next_obs"],
+            t["skills"],
+            t["actions"],
+            t["terminated"],
+            t["dones"],
+            {"reach": t["reach"], "safety": t["safety"]},
+        )
+        self.metrics.update(
+            {
+                "charts/contact_rate": float(np.nanmean(contact)) if contact else float("nan"),
+                "charts/safety_violation_rate": float(np.nanmean(violations)) if violations else float("nan"),
+            }
+        )
         return rollout, obs, skills, running
 
     def _env_rewards(self, infos: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
@@ -166,12 +211,26 @@ class SLIMAgent(Agent):
         for i, info in enumerate(infos):
             if "reach" in self.rewards:
                 if "ee_pos" not in info or "object_pos" not in info:
-                    raise ConfigError("the reach reward needs info['ee_pos'] and info['object_pos'] (embodied/Tabletop-v0 has them); set agent.weights.reach=0 for this env")
-                touching = bool(info.get("contact", False))  # touching from the side (to push) scores as well as from above
-                reach[i] = 1.0 if touching else 1.0 - np.tanh(self.config.reach_scale * np.linalg.norm(np.asarray(info["ee_pos"]) - np.asarray(info["object_pos"])))
+                    raise ConfigError(
+                        "the reach reward needs info['ee_pos'] and info['object_pos'] (embodied/Tabletop-v0 has them); set agent.weights.reach=0 for this env"
+                    )
+                touching = bool(
+                    info.get("contact", False)
+                )  # touching from the side (to push) scores as well as from above
+                reach[i] = (
+                    1.0
+                    if touching
+                    else 1.0
+                    - np.tanh(
+                        self.config.reach_scale
+                        * np.linalg.norm(np.asarray(info["ee_pos"]) - np.asarray(info["object_pos"]))
+                    )
+                )
             if "safety" in self.rewards:
                 if self.config.safety_key not in info:
-                    raise ConfigError(f"the safety reward needs info['{self.config.safety_key}'] (embodied/Tabletop-v0 has it); set agent.safety_key or agent.weights.safety=0")
+                    raise ConfigError(
+                        f"the safety reward needs info['{self.config.safety_key}'] (embodied/Tabletop-v0 has it); set agent.safety_key or agent.weights.safety=0"
+                    )
                 safety[i] = -float(info[self.config.safety_key])
         return reach, safety
 
@@ -221,7 +280,9 @@ class SLIMAgent(Agent):
             x = policy.inputs(rollout.obs, rollout.skills)
             values = policy.critic(x)
             next_values = policy.critic(policy.inputs(rollout.next_obs, rollout.skills))
-            advantages, returns = gae(rewards, values, next_values, rollout.terminated, rollout.dones, cfg.gamma, cfg.gae_lambda)
+            advantages, returns = gae(
+                rewards, values, next_values, rollout.terminated, rollout.dones, cfg.gamma, cfg.gae_lambda
+            )
             x, actions = x.reshape(-1, x.shape[-1]), rollout.actions.reshape(-1, self.action_dim)
             old_log_prob = policy.distribution(x).log_prob(actions).sum(-1)
             advantage = combine_advantages(advantages.reshape(-1, self.num_critics), self.advantage_weights)
@@ -232,14 +293,22 @@ class SLIMAgent(Agent):
                 dist = policy.distribution(x[idx])
                 log_ratio = dist.log_prob(actions[idx]).sum(-1) - old_log_prob[idx]
                 ratio = log_ratio.exp()
-                policy_loss = -torch.min(ratio * advantage[idx], ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range) * advantage[idx]).mean()
+                policy_loss = -torch.min(
+                    ratio * advantage[idx], ratio.clamp(1 - cfg.clip_range, 1 + cfg.clip_range) * advantage[idx]
+                ).mean()
                 entropy = dist.entropy().sum(-1).mean()
                 value_loss = policy.critic.loss(x[idx], returns[idx])
                 self.optimizer.zero_grad()
                 (policy_loss - cfg.ent_coef * entropy + cfg.vf_coef * value_loss).backward()
                 self._clip_gradients()
                 self.optimizer.step()
-                for key, value in (("policy", policy_loss), ("value", value_loss), ("entropy", entropy), ("approx_kl", (ratio - 1 - log_ratio).mean()), ("clip_fraction", ((ratio - 1).abs() > cfg.clip_range).float().mean())):
+                for key, value in (
+                    ("policy", policy_loss),
+                    ("value", value_loss),
+                    ("entropy", entropy),
+                    ("approx_kl", (ratio - 1 - log_ratio).mean()),
+                    ("clip_fraction", ((ratio - 1).abs() > cfg.clip_range).float().mean()),
+                ):
                     stats[key].append(float(value.detach()))
         self.metrics.update({f"losses/{k}": float(np.mean(v)) for k, v in stats.items()})
         self.metrics["charts/action_std"] = float(policy.log_std.detach().exp().mean())
@@ -269,9 +338,24 @@ class SLIMAgent(Agent):
         from embodied.checkpoint import write_agent_files
 
         tensors = {f"{name}.{k}": v for name, module in self._modules().items() for k, v in module.state_dict().items()}
-        meta = {"agent": self.config.name, "config": dataclasses.asdict(self.config), "obs_dim": self.obs_dim, "action_dim": self.action_dim, "num_steps": self.num_steps}
-        optimizers = {"policy": self.optimizer.state_dict(), **({"skill_model": self.skill_optimizer.state_dict()} if self.skill_optimizer else {})}
-        state = {"optimizers": optimizers, "rng": self.rng.bit_generator.state, "generator": self.generator.get_state(), "num_steps": self.num_steps, "final_metrics": self.final_metrics}
+        meta = {
+            "agent": self.config.name,
+            "config": dataclasses.asdict(self.config),
+            "obs_dim": self.obs_dim,
+            "action_dim": self.action_dim,
+            "num_steps": self.num_steps,
+        }
+        optimizers = {
+            "policy": self.optimizer.state_dict(),
+            **({"skill_model": self.skill_optimizer.state_dict()} if self.skill_optimizer else {}),
+        }
+        state = {
+            "optimizers": optimizers,
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "num_steps": self.num_steps,
+            "final_metrics": self.final_metrics,
+        }
         write_agent_files(directory, tensors, meta, state)
 
     def load(self, directory: Path) -> None:
@@ -279,14 +363,18 @@ class SLIMAgent(Agent):
 
         meta, tensors, state = read_agent_files(directory, self.config.name)
         if (meta["obs_dim"], meta["action_dim"]) != (self.obs_dim, self.action_dim):
-            raise CheckpointError(f"checkpoint '{directory}' was trained on {meta['obs_dim']}-d observations and {meta['action_dim']}-d actions; this env gives {self.obs_dim} and {self.action_dim}")
+            raise CheckpointError(
+                f"checkpoint '{directory}' was trained on {meta['obs_dim']}-d observations and {meta['action_dim']}-d actions; this env gives {self.obs_dim} and {self.action_dim}"
+            )
         for name, module in self._modules().items():
             prefix = f"{name}."
-            weights = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            weights = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
                 module.load_state_dict(weights)
             except RuntimeError as err:
-                raise CheckpointError(f"checkpoint '{directory}' does not fit this {name} ({str(err).splitlines()[0][:120]}); check agent.critics, weights, discovery and the sizes match the run's") from None
+                raise CheckpointError(
+                    f"checkpoint '{directory}' does not fit this {name} ({str(err).splitlines()[0][:120]}); check agent.critics, weights, discovery and the sizes match the run's"
+                ) from None
         try:
             self.optimizer.load_state_dict(state["optimizers"]["policy"])
             if self.skill_optimizer is not None:

@@ -1,4 +1,5 @@
 """Config schema of the `slim` agent and its baselines (single critic, LSD, DIAYN)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -7,6 +7,7 @@ reward k), `gae` computes one advantage and return per reward column, and
 weighted sum that the actor ascends. A single critic on the summed reward is the
 same code with K = 1 and the rewards summed first (`sum_rewards`).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -45,7 +46,15 @@ def sum_rewards(rewards: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return (rewards * weights).sum(dim=-1, keepdim=True)
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, terminated: torch.Tensor, dones: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    terminated: torch.Tensor,
+    dones: torch.Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation, one column per critic.
 
     Args:

@@ -7,6 +7,7 @@
 - `DIAYN` (Eysenbach et al., 2019): a discriminator q(z|s'); the reward is
   log q(z|s') - log p(z). For continuous skills q is a Gaussian of fixed std.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """SLIM's networks: a skill-conditioned Gaussian actor, the critics, and a running observation normaliser."""
+
 from __future__ import annotations
 
 import torch
@@ -33,7 +34,9 @@ class RunningNorm(nn.Module):
 class SkillPolicy(nn.Module):
     """pi(a | s, z) (Gaussian, state-independent std) and K critics V_k(s, z)."""
 
-    def __init__(self, obs_dim: int, skill_dim: int, action_dim: int, hidden: list[int], num_critics: int, log_std_init: float) -> None:
+    def __init__(
+        self, obs_dim: int, skill_dim: int, action_dim: int, hidden: list[int], num_critics: int, log_std_init: float
+    ) -> None:
         super().__init__()
         self.obs_norm = RunningNorm(obs_dim)
         self.actor = mlp([obs_dim + skill_dim, *hidden, action_dim])

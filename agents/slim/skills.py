@@ -7,6 +7,7 @@ displacement from rollouts of chained random skills and greedily chains skills t
 the object to a goal; `SearchPlanner` chains them by trying candidates in the simulator. `report` runs all of it after training and writes
 `videos/skills_grid.mp4`, `skills.png` and the per-skill measurements `skills.npz`.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,9 @@ class SkillRollouts:
     off_table: np.ndarray  # (S,) bool: the object ended off the table (info["object_off_table"])
 
 
-def rollout_skills(agent: Any, env: Any, skills: np.ndarray, starts: int, seed: int, record: int = 0, frame_stride: int = 2) -> tuple[SkillRollouts, list[list[np.ndarray]]]:
+def rollout_skills(
+    agent: Any, env: Any, skills: np.ndarray, starts: int, seed: int, record: int = 0, frame_stride: int = 2
+) -> tuple[SkillRollouts, list[list[np.ndarray]]]:
     """Run skill i from reset seed `seed + i % starts` for one episode (deterministic actions).
 
     Returns the measurements and, for the first `record` skills, their rendered frames
@@ -58,7 +61,14 @@ def rollout_skills(agent: Any, env: Any, skills: np.ndarray, starts: int, seed: 
             if frames is not None:
                 frames.append(env.render()[::frame_stride, ::frame_stride])
         final = np.asarray(info["object_pos"][:2], dtype=float)
-        measured = (("displacement", final - start), ("final_object", final), ("contact", contact), ("violation_rate", np.mean(violations)), ("events", events), ("off_table", bool(info.get("object_off_table", False))))
+        measured = (
+            ("displacement", final - start),
+            ("final_object", final),
+            ("contact", contact),
+            ("violation_rate", np.mean(violations)),
+            ("events", events),
+            ("off_table", bool(info.get("object_off_table", False))),
+        )
         for key, value in measured:
             out[key].append(value)
         if frames is not None:
@@ -68,6 +78,7 @@ def rollout_skills(agent: Any, env: Any, skills: np.ndarray, starts: int, seed: 
 
 def skill_metrics(r: SkillRollouts) -> dict[str, float]:
     """Coverage (occupied 5 cm bins of displacement; all, and only where the object stayed on the table), spread, contact rate and safety."""
+
     def cells(displacement: np.ndarray) -> int:
         return len({tuple(c) for c in np.round(displacement / BIN).astype(int)})  # cell 0 is centred on "did not move"
 
@@ -95,7 +106,9 @@ def report_skill_vectors(agent: Any, n: int, seed: int) -> np.ndarray:
     return candidate_skills(agent.prior, np.random.default_rng(seed), n)
 
 
-def run_skill(agent: Any, env: Any, obs: np.ndarray, z: np.ndarray, steps: int) -> tuple[np.ndarray, dict[str, Any], bool]:
+def run_skill(
+    agent: Any, env: Any, obs: np.ndarray, z: np.ndarray, steps: int
+) -> tuple[np.ndarray, dict[str, Any], bool]:
     """Follow skill `z` for `steps` env steps (deterministic actions); (last obs, last info, whether the episode ended)."""
     agent.set_skill(z)
     info: dict[str, Any] = {}
@@ -140,7 +153,10 @@ class SkillPlanner:
                 y.append(np.asarray(info["object_pos"][:2]) - start)
                 if ended:
                     break
-        xs, ys = torch.as_tensor(np.asarray(x), dtype=torch.float32), torch.as_tensor(np.asarray(y), dtype=torch.float32) * 10  # decimetres: O(1) targets
+        xs, ys = (
+            torch.as_tensor(np.asarray(x), dtype=torch.float32),
+            torch.as_tensor(np.asarray(y), dtype=torch.float32) * 10,
+        )  # decimetres: O(1) targets
         held_out = np.arange(len(xs)) % 5 == 4  # every fifth sample scores the fit
         optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         for _ in range(epochs):
@@ -156,7 +172,13 @@ class SkillPlanner:
     def choose(self, info: dict[str, Any], goal: np.ndarray) -> tuple[np.ndarray, float] | None:
         """The (skill, duration fraction) whose predicted push lands the object nearest the goal; None if none beats staying."""
         z = candidate_skills(self.agent.prior, self.rng, self.candidates)
-        pairs = np.concatenate([np.repeat(z, len(self.DURATIONS), 0), np.tile(np.asarray(self.DURATIONS, dtype=np.float32)[:, None], (len(z), 1))], 1)
+        pairs = np.concatenate(
+            [
+                np.repeat(z, len(self.DURATIONS), 0),
+                np.tile(np.asarray(self.DURATIONS, dtype=np.float32)[:, None], (len(z), 1)),
+            ],
+            1,
+        )
         features = np.broadcast_to(self._features(info), (len(pairs), 3))
         predicted = self.model(torch.as_tensor(np.concatenate([features, pairs], 1), dtype=torch.float32)).numpy() / 10
         here = np.asarray(info["object_pos"][:2])
@@ -180,8 +202,13 @@ class SkillPlanner:
                     break
             final.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
             successes.append(final[-1] < SUCCESS_DISTANCE)
-        return {"planner/success_rate": float(np.mean(successes)), "planner/initial_distance_m": float(np.mean(initial)), "planner/final_distance_m": float(np.mean(final)),
-                "planner/model_rmse_m": self.fit_error, "planner/displacement_rms_m": self.spread}
+        return {
+            "planner/success_rate": float(np.mean(successes)),
+            "planner/initial_distance_m": float(np.mean(initial)),
+            "planner/final_distance_m": float(np.mean(final)),
+            "planner/model_rmse_m": self.fit_error,
+            "planner/displacement_rms_m": self.spread,
+        }
 
 
 class SearchPlanner:
@@ -198,7 +225,9 @@ class SearchPlanner:
         self.agent, self.candidates = agent, candidates
         self.rng = np.random.default_rng(seed)
 
-    def choose(self, env: Any, obs: np.ndarray, info: dict[str, Any], goal: np.ndarray, steps: int) -> tuple[np.ndarray, int] | None:
+    def choose(
+        self, env: Any, obs: np.ndarray, info: dict[str, Any], goal: np.ndarray, steps: int
+    ) -> tuple[np.ndarray, int] | None:
         """The (skill, number of steps) that ends nearest the goal in simulation; None if none beats staying."""
         sim = env.unwrapped
         saved = sim.sim_state()
@@ -232,7 +261,10 @@ class SearchPlanner:
                     break
             final.append(float(np.linalg.norm(np.asarray(info["object_pos"][:2]) - goal)))
             successes.append(final[-1] < SUCCESS_DISTANCE)
-        return {"search_planner/success_rate": float(np.mean(successes)), "search_planner/final_distance_m": float(np.mean(final))}
+        return {
+            "search_planner/success_rate": float(np.mean(successes)),
+            "search_planner/final_distance_m": float(np.mean(final)),
+        }
 
 
 def _random_goal(env: Any, seed: int) -> np.ndarray:
@@ -253,7 +285,15 @@ def plot_displacements(r: SkillRollouts, path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     z = r.skills
     colour = np.arctan2(z[:, 1], z[:, 0]) if z.shape[1] >= 2 else z[:, 0]
-    ax.scatter(r.displacement[:, 0] * 100, r.displacement[:, 1] * 100, c=colour, cmap="hsv", s=18, edgecolors="k", linewidths=0.3)
+    ax.scatter(
+        r.displacement[:, 0] * 100,
+        r.displacement[:, 1] * 100,
+        c=colour,
+        cmap="hsv",
+        s=18,
+        edgecolors="k",
+        linewidths=0.3,
+    )
     ax.axhline(0, color="0.8", lw=0.5)
     ax.axvline(0, color="0.8", lw=0.5)
     ax.set(xlabel="object dx (cm)", ylabel="object dy (cm)", title=title, aspect="equal")
@@ -274,7 +314,7 @@ def grid_frames(videos: list[list[np.ndarray]]) -> list[np.ndarray]:
         canvas = np.zeros((rows * h, cols * w, c), dtype=np.uint8)
         for i, clip in enumerate(videos):
             r, col = divmod(i, cols)
-            canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = clip[min(t, len(clip) - 1)]
+            canvas[r * h : (r + 1) * h, col * w : (col + 1) * w] = clip[min(t, len(clip) - 1)]
         frames.append(canvas)
     return frames
 
@@ -284,7 +324,14 @@ def measure_skills(agent: Any, factory: Any, record: int = 0) -> tuple[SkillRoll
     cfg = agent.config
     env = factory.make(render_mode="rgb_array" if record > 0 else None)
     try:
-        return rollout_skills(agent, env, report_skill_vectors(agent, cfg.report_skills, agent.seed + 1000), cfg.report_starts, seed=agent.seed + 2000, record=record)
+        return rollout_skills(
+            agent,
+            env,
+            report_skill_vectors(agent, cfg.report_skills, agent.seed + 1000),
+            cfg.report_starts,
+            seed=agent.seed + 2000,
+            record=record,
+        )
     finally:
         env.close()
 
@@ -293,7 +340,9 @@ def search_metrics(agent: Any, factory: Any, env: Any | None = None) -> dict[str
     """The simulator-search planner on the report's push-to-goal tasks (`env`: a planner env to reuse)."""
     cfg = agent.config
     planner_env = env or _planner_env(factory, cfg.planner_segments)
-    result = SearchPlanner(agent, cfg.search_candidates, seed=agent.seed).evaluate(planner_env, cfg.planner_episodes, cfg.planner_segments, _episode_length(factory), seed=agent.seed + 4000)
+    result = SearchPlanner(agent, cfg.search_candidates, seed=agent.seed).evaluate(
+        planner_env, cfg.planner_episodes, cfg.planner_segments, _episode_length(factory), seed=agent.seed + 4000
+    )
     if env is None:
         planner_env.close()
     return result
@@ -309,7 +358,9 @@ def report(agent: Any, factory: Any, run_dir: Path) -> dict[str, float]:
         rollouts, videos = measure_skills(agent, factory, record=cfg.video_grid)
         metrics.update(skill_metrics(rollouts))
         np.savez(run_dir / "skills.npz", **vars(rollouts))
-        plot_displacements(rollouts, run_dir / "skills.png", f"{cfg.critics} critic(s), {cfg.discovery}, {agent.num_steps} steps")
+        plot_displacements(
+            rollouts, run_dir / "skills.png", f"{cfg.critics} critic(s), {cfg.discovery}, {agent.num_steps} steps"
+        )
         if videos:
             (run_dir / "videos").mkdir(exist_ok=True)
             write_video(run_dir / "videos" / "skills_grid.mp4", grid_frames(videos), fps=20)

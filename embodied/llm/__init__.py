@@ -1,4 +1,5 @@
 """LLM access for Auto MC-Reward: one OpenAI-compatible chat client with record/replay."""
+
 from embodied.llm.client import ChatClient, LLMError, request_key
 from embodied.llm.config import LLMConfig
 

@@ -6,6 +6,7 @@ n, max_tokens; never the URL or the key) and `k` counts how often this client ha
 already sent that same request. A run that issues its requests in the same order
 therefore replays offline (`mode=replay`) with exactly the recorded completions.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -80,7 +81,9 @@ def _completions(response: Any, url: str) -> list[str]:
     """Message contents of a chat-completions response, ordered by choice index."""
     choices = response.get("choices") if isinstance(response, dict) else None
     if not isinstance(choices, list):
-        raise LLMError(f"response from {url} has no 'choices': is llm.base_url an OpenAI-compatible API root (ending in /v1)?")
+        raise LLMError(
+            f"response from {url} has no 'choices': is llm.base_url an OpenAI-compatible API root (ending in /v1)?"
+        )
     try:
         ordered = sorted(choices, key=lambda choice: choice.get("index", 0))
         return [choice["message"]["content"] or "" for choice in ordered]
@@ -110,17 +113,30 @@ class ChatClient:
         loopback = urllib.parse.urlsplit(config.base_url).hostname in LOOPBACK
         self._opener = urllib.request.build_opener(*([urllib.request.ProxyHandler({})] if loopback else []))
 
-    def chat(self, messages: list[dict[str, str]], *, n: Optional[int] = None,
-             temperature: Optional[float] = None, tag: str = "") -> list[str]:
+    def chat(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        n: Optional[int] = None,
+        temperature: Optional[float] = None,
+        tag: str = "",
+    ) -> list[str]:
         """Completions (n of them) for an OpenAI-style messages list. `tag` is a free label saved with the exchange (e.g. "designer/iter1")."""
         n = self.config.n if n is None else n
         temperature = float(self.config.temperature if temperature is None else temperature)
         if not messages or n < 1 or not 0.0 <= temperature <= 2.0:
-            raise LLMError(f"chat() needs messages, n >= 1 and 0 <= temperature <= 2 (got {len(messages or [])} messages, n={n}, temperature={temperature})")
+            raise LLMError(
+                f"chat() needs messages, n >= 1 and 0 <= temperature <= 2 (got {len(messages or [])} messages, n={n}, temperature={temperature})"
+            )
         texts: list[str] = []
         while len(texts) < n:
             want = 1 if self._one_per_request else n - len(texts)
-            body: dict[str, Any] = {"model": self.config.model, "messages": messages, "temperature": temperature, "n": want}
+            body: dict[str, Any] = {
+                "model": self.config.model,
+                "messages": messages,
+                "temperature": temperature,
+                "n": want,
+            }
             if self.config.max_tokens is not None:
                 body["max_tokens"] = self.config.max_tokens
             response = self._exchange(body, tag)
@@ -137,19 +153,28 @@ class ChatClient:
         """Fail fast before any training: the endpoint answers and accepts the key (live/record), or the store holds exchanges (replay)."""
         if self.config.mode == "replay":
             if not self.store_dir.is_dir() or not any(self.store_dir.glob("*.json")):
-                raise LLMError(f"llm.mode=replay but the store {self.store_dir} is missing or empty: record a run first with llm.mode=record, or point llm.store at a recorded store")
+                raise LLMError(
+                    f"llm.mode=replay but the store {self.store_dir} is missing or empty: record a run first with llm.mode=record, or point llm.store at a recorded store"
+                )
             return
         if self.config.mode == "record":
             try:
                 self.store_dir.mkdir(parents=True, exist_ok=True)
             except OSError as err:
-                raise LLMError(f"cannot create the LLM store {self.store_dir} ({err.strerror or err}): set llm.store to a writable directory") from None
+                raise LLMError(
+                    f"cannot create the LLM store {self.store_dir} ({err.strerror or err}): set llm.store to a writable directory"
+                ) from None
         try:
             self._send(self.config.base_url.rstrip("/") + "/models")
         except LLMError as err:
             if err.status not in (404, 405, 501):
                 raise
-            ping = {"model": self.config.model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "n": 1}
+            ping = {
+                "model": self.config.model,
+                "messages": [{"role": "user", "content": "ping"}],
+                "max_tokens": 1,
+                "n": 1,
+            }
             self._send(self.url, ping)
 
     def _exchange(self, body: dict[str, Any], tag: str) -> Optional[dict[str, Any]]:
@@ -163,7 +188,12 @@ class ChatClient:
             entry = self._load(path, key, k, tag)
             self._count("cache_hits")
             return entry.get("response")
-        entry = {"request": body, "response": None, "tag": tag, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        entry = {
+            "request": body,
+            "response": None,
+            "tag": tag,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
         try:
             entry["response"] = self._send(self.url, body)
         except _NRejected as refusal:
@@ -217,22 +247,40 @@ class ChatClient:
         try:
             return json.loads(raw)
         except ValueError:
-            raise LLMError(f"{url} did not answer with JSON ({_excerpt(raw, 80)}): is llm.base_url the API root (ending in /v1)?") from None
+            raise LLMError(
+                f"{url} did not answer with JSON ({_excerpt(raw, 80)}): is llm.base_url the API root (ending in /v1)?"
+            ) from None
 
     def _fatal(self, url: str, failure: _Failure) -> LLMError:
         status, detail, env = failure.status, failure.detail, self.config.api_key_env
         if status in (401, 403) and env:
-            return LLMError(f"{url} rejected the API key from ${env} (HTTP {status}: {detail}): set {env} to a valid key", status)
+            return LLMError(
+                f"{url} rejected the API key from ${env} (HTTP {status}: {detail}): set {env} to a valid key", status
+            )
         if status in (401, 403):
-            return LLMError(f"{url} requires an API key (HTTP {status}: {detail}): set llm.api_key_env to the environment variable holding it", status)
+            return LLMError(
+                f"{url} requires an API key (HTTP {status}: {detail}): set llm.api_key_env to the environment variable holding it",
+                status,
+            )
         if status == 404:
-            return LLMError(f"{url} answered HTTP 404 ({detail}): check llm.base_url (the API root, usually ending in /v1) and llm.model", status)
-        return LLMError(f"{url} refused the request (HTTP {status}: {detail}): check llm.model, llm.max_tokens and the prompt", status)
+            return LLMError(
+                f"{url} answered HTTP 404 ({detail}): check llm.base_url (the API root, usually ending in /v1) and llm.model",
+                status,
+            )
+        return LLMError(
+            f"{url} refused the request (HTTP {status}: {detail}): check llm.model, llm.max_tokens and the prompt",
+            status,
+        )
 
     def _exhausted(self, url: str, failure: _Failure, attempts: int) -> LLMError:
         if failure.status is None:
-            return LLMError(f"cannot reach the LLM endpoint {url} ({failure.detail}; {attempts} attempts): start the server or fix llm.base_url, or run offline from a recorded store with llm.mode=replay")
-        return LLMError(f"{url} kept failing (HTTP {failure.status}: {failure.detail}) after {attempts} attempts: retry later or raise llm.retries", failure.status)
+            return LLMError(
+                f"cannot reach the LLM endpoint {url} ({failure.detail}; {attempts} attempts): start the server or fix llm.base_url, or run offline from a recorded store with llm.mode=replay"
+            )
+        return LLMError(
+            f"{url} kept failing (HTTP {failure.status}: {failure.detail}) after {attempts} attempts: retry later or raise llm.retries",
+            failure.status,
+        )
 
     def _api_key(self) -> Optional[str]:
         env = self.config.api_key_env
@@ -240,7 +288,9 @@ class ChatClient:
             return None
         key = os.environ.get(env, "").strip()
         if not key:
-            raise LLMError(f"environment variable {env} is not set: export {env}=<your API key>, or set llm.api_key_env='' for a server that needs no key, or use llm.mode=replay")
+            raise LLMError(
+                f"environment variable {env} is not set: export {env}=<your API key>, or set llm.api_key_env='' for a server that needs no key, or use llm.mode=replay"
+            )
         return key
 
     def _delay(self, attempt: int, retry_after: Optional[str]) -> float:
@@ -261,9 +311,13 @@ class ChatClient:
         try:
             return json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise LLMError(f"no recorded response for request {key[:12]} (#{k}, tag {tag!r}) in {self.store_dir}: record it first with llm.mode=record") from None
+            raise LLMError(
+                f"no recorded response for request {key[:12]} (#{k}, tag {tag!r}) in {self.store_dir}: record it first with llm.mode=record"
+            ) from None
         except (OSError, ValueError) as err:
-            raise LLMError(f"stored exchange {path} is unreadable ({err}): delete it and record again with llm.mode=record") from None
+            raise LLMError(
+                f"stored exchange {path} is unreadable ({err}): delete it and record again with llm.mode=record"
+            ) from None
 
     def _save(self, path: Path, entry: dict[str, Any]) -> None:
         """Write one exchange atomically (temp file + rename), so a crash never leaves half a file."""
@@ -278,4 +332,6 @@ class ChatClient:
         except OSError as err:
             if tmp and os.path.exists(tmp):
                 os.unlink(tmp)
-            raise LLMError(f"cannot write the LLM store {self.store_dir} ({err.strerror or err}): set llm.store to a writable directory") from None
+            raise LLMError(
+                f"cannot write the LLM store {self.store_dir} ({err.strerror or err}): set llm.store to a writable directory"
+            ) from None

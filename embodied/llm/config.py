@@ -1,4 +1,5 @@
 """Config schema of the LLM client (`llm.*`): endpoint, sampling, retries and record/replay."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

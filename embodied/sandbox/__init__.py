@@ -17,6 +17,7 @@ which `as_dict()` turns into the record the Reward Critic reads. Nothing is ever
 silently replaced by zero. Linux on x86-64 or arm64 for the kernel layer; elsewhere
 `isolation="python"` must be chosen explicitly.
 """
+
 from embodied.sandbox.checks import RULES, RewardError, check_source
 from embodied.sandbox.sandbox import IsolationError, RewardSandbox
 

@@ -9,6 +9,7 @@ run code or reach internals (unless the reward binds the name itself, like a loc
 `dir` or `sum`), numpy's file and memory functions, classes, generators, async and
 `global`. `RULES` is the list the Designer's prompt and docs/sandbox.md show.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,7 +17,18 @@ from typing import Any
 
 from embodied.errors import EmbodiedError
 
-KINDS = ("syntax", "forbidden", "signature", "exception", "timeout", "memory", "cpu", "bad_return", "crashed", "protocol")
+KINDS = (
+    "syntax",
+    "forbidden",
+    "signature",
+    "exception",
+    "timeout",
+    "memory",
+    "cpu",
+    "bad_return",
+    "crashed",
+    "protocol",
+)
 ALLOWED_MODULES = frozenset({"math", "numpy", "typing", "collections", "itertools", "functools"})
 MAX_SOURCE = 100_000  # characters; an LLM's reward is a few thousand
 RULES = (
@@ -32,35 +44,127 @@ RULES = (
 )
 
 # Builtins that read or run arbitrary code, reach frames or namespaces, or build classes.
-FORBIDDEN_NAMES = frozenset({
-    "open", "exec", "eval", "compile", "globals", "locals", "vars", "dir", "getattr", "setattr",
-    "delattr", "hasattr", "input", "breakpoint", "help", "exit", "quit", "memoryview", "type",
-    "object", "super", "classmethod", "staticmethod", "property",
-})
+FORBIDDEN_NAMES = frozenset(
+    {
+        "open",
+        "exec",
+        "eval",
+        "compile",
+        "globals",
+        "locals",
+        "vars",
+        "dir",
+        "getattr",
+        "setattr",
+        "delattr",
+        "hasattr",
+        "input",
+        "breakpoint",
+        "help",
+        "exit",
+        "quit",
+        "memoryview",
+        "type",
+        "object",
+        "super",
+        "classmethod",
+        "staticmethod",
+        "property",
+    }
+)
 
 # Attribute names forbidden on any object: `m = np; m.load` is as bad as `np.load`.
-FORBIDDEN_ATTRS = frozenset({
-    # frames and code objects lead to the worker's globals
-    "gi_frame", "gi_code", "gi_yieldfrom", "cr_frame", "cr_code", "cr_await", "ag_frame", "ag_code",
-    "ag_await", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "f_trace", "tb_frame",
-    "tb_next", "mro",
-    # Cython functions' Python 2 aliases lead to their module's globals
-    "func_globals", "func_code", "func_closure", "func_dict", "func_defaults",
-    # numpy: files, pickles, raw memory, compilers, test runners, module internals
-    "load", "save", "savez", "savez_compressed", "savetxt", "loadtxt", "genfromtxt", "fromfile",
-    "tofile", "fromregex", "frombuffer", "fromstring", "memmap", "DataSource", "dump", "dumps",
-    "ctypes", "ctypeslib", "lib", "core", "distutils", "f2py", "testing", "test", "show_config",
-    "show_runtime", "info", "lookfor", "get_include", "as_strided", "stride_tricks", "compat",
-    # stdlib modules that numpy submodules expose as attributes, and their dangerous cousins
-    "os", "sys", "builtins", "subprocess", "socket", "importlib", "io", "pickle", "shutil", "pathlib",
-    "mmap", "signal", "resource", "threading", "multiprocessing", "gc", "inspect",
-})
+FORBIDDEN_ATTRS = frozenset(
+    {
+        # frames and code objects lead to the worker's globals
+        "gi_frame",
+        "gi_code",
+        "gi_yieldfrom",
+        "cr_frame",
+        "cr_code",
+        "cr_await",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
+        "f_back",
+        "f_globals",
+        "f_locals",
+        "f_builtins",
+        "f_code",
+        "f_trace",
+        "tb_frame",
+        "tb_next",
+        "mro",
+        # Cython functions' Python 2 aliases lead to their module's globals
+        "func_globals",
+        "func_code",
+        "func_closure",
+        "func_dict",
+        "func_defaults",
+        # numpy: files, pickles, raw memory, compilers, test runners, module internals
+        "load",
+        "save",
+        "savez",
+        "savez_compressed",
+        "savetxt",
+        "loadtxt",
+        "genfromtxt",
+        "fromfile",
+        "tofile",
+        "fromregex",
+        "frombuffer",
+        "fromstring",
+        "memmap",
+        "DataSource",
+        "dump",
+        "dumps",
+        "ctypes",
+        "ctypeslib",
+        "lib",
+        "core",
+        "distutils",
+        "f2py",
+        "testing",
+        "test",
+        "show_config",
+        "show_runtime",
+        "info",
+        "lookfor",
+        "get_include",
+        "as_strided",
+        "stride_tricks",
+        "compat",
+        # stdlib modules that numpy submodules expose as attributes, and their dangerous cousins
+        "os",
+        "sys",
+        "builtins",
+        "subprocess",
+        "socket",
+        "importlib",
+        "io",
+        "pickle",
+        "shutil",
+        "pathlib",
+        "mmap",
+        "signal",
+        "resource",
+        "threading",
+        "multiprocessing",
+        "gc",
+        "inspect",
+    }
+)
 
 # Statements with no use in a reward and real use in an escape.
 FORBIDDEN_NODES: dict[type, str] = {
-    ast.ClassDef: "class definitions", ast.Global: "`global`", ast.AsyncFunctionDef: "async functions",
-    ast.AsyncFor: "`async for`", ast.AsyncWith: "`async with`", ast.Await: "`await`",
-    ast.Yield: "`yield`", ast.YieldFrom: "`yield from`",
+    ast.ClassDef: "class definitions",
+    ast.Global: "`global`",
+    ast.AsyncFunctionDef: "async functions",
+    ast.AsyncFor: "`async for`",
+    ast.AsyncWith: "`async with`",
+    ast.Await: "`await`",
+    ast.Yield: "`yield`",
+    ast.YieldFrom: "`yield from`",
 }
 
 
@@ -135,11 +239,17 @@ class _Checker(ast.NodeVisitor):
 
     def _name(self, node: ast.AST, name: str | None, binding: bool = True) -> None:
         if self._bad_name(name, binding):
-            self._forbid(node, f"name `{name}` is not allowed (no builtins that run code or reach internals, no names starting with `_`)")
+            self._forbid(
+                node,
+                f"name `{name}` is not allowed (no builtins that run code or reach internals, no names starting with `_`)",
+            )
 
     def _attr(self, node: ast.AST, attr: str) -> None:
         if attr.startswith("_") or attr in FORBIDDEN_ATTRS:
-            self._forbid(node, f"attribute `.{attr}` is not allowed (no `_` attributes, file/IO, introspection or module internals)")
+            self._forbid(
+                node,
+                f"attribute `.{attr}` is not allowed (no `_` attributes, file/IO, introspection or module internals)",
+            )
 
     def generic_visit(self, node: ast.AST) -> None:
         if type(node) in FORBIDDEN_NODES:
@@ -222,7 +332,13 @@ def _signature(tree: ast.Module) -> list[RewardError]:
             problems.append(RewardError("signature", "`reward` must stay the function defined with `def`", stmt.lineno))
     fn, args = defs[0], defs[0].args
     if args.vararg or args.kwarg or args.kwonlyargs or len(args.posonlyargs) + len(args.args) != 2:
-        problems.append(RewardError("signature", "`reward` must take exactly two positional parameters: `def reward(view, memory)`", fn.lineno))
+        problems.append(
+            RewardError(
+                "signature",
+                "`reward` must take exactly two positional parameters: `def reward(view, memory)`",
+                fn.lineno,
+            )
+        )
     if fn.decorator_list:
         problems.append(RewardError("signature", "`reward` must not be decorated", fn.lineno))
     return problems
@@ -244,7 +360,9 @@ def check_source(source: str | bytes) -> list[RewardError]:
     if not isinstance(source, str):
         return [RewardError("syntax", f"reward source must be text, not {type(source).__name__}")]
     if len(source) > MAX_SOURCE:
-        return [RewardError("syntax", f"reward source is {len(source):,} characters; at most {MAX_SOURCE:,} are allowed")]
+        return [
+            RewardError("syntax", f"reward source is {len(source):,} characters; at most {MAX_SOURCE:,} are allowed")
+        ]
     try:
         tree = ast.parse(source, filename="<reward>")
         checker = _Checker(_bound_names(tree))
@@ -255,7 +373,9 @@ def check_source(source: str | bytes) -> list[RewardError]:
         return [RewardError("syntax", err.msg, err.lineno)]
     except (ValueError, RecursionError, MemoryError, UnicodeError, OverflowError) as err:
         # null bytes, lone surrogates; expressions nested too deeply to parse, walk or compile
-        return [RewardError("syntax", f"the code cannot be compiled ({type(err).__name__}); nested too deeply or malformed")]
+        return [
+            RewardError("syntax", f"the code cannot be compiled ({type(err).__name__}); nested too deeply or malformed")
+        ]
     return sorted(problems, key=lambda p: p.line or 0)
 
 
@@ -281,10 +401,16 @@ def view_keys(source: str) -> tuple[str, ...] | None:
         key = None
         if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
             key, target = node.slice, node.value
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-              and node.args and not node.keywords and len(node.args) <= 2):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+            and not node.keywords
+            and len(node.args) <= 2
+        ):
             key, target = node.args[0], node.func.value
-        elif (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))):
+        elif isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn)):
             key, target = node.left, node.comparators[0]
         else:
             continue

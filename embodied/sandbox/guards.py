@@ -12,6 +12,7 @@ messages early. They are not what keeps reward code contained; the kernel is (`k
 * `validate`: a reward's return must be (finite number, {str: finite number}), never bool
   (the parent checks the values again with its own modules).
 """
+
 from __future__ import annotations
 
 import builtins
@@ -22,12 +23,63 @@ import sys
 from typing import Any, Callable
 
 SAFE_BUILTINS = (
-    "abs", "all", "any", "bool", "callable", "chr", "complex", "dict", "divmod", "enumerate", "filter",
-    "float", "frozenset", "hash", "int", "isinstance", "iter", "len", "list", "map", "max", "min",
-    "next", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted", "str", "sum",
-    "tuple", "zip", "format", "bin", "hex", "oct", "ascii", "Ellipsis", "NotImplemented", "ArithmeticError",
-    "AssertionError", "AttributeError", "Exception", "IndexError", "KeyError", "LookupError", "NotImplementedError", "OverflowError", "RuntimeError",
-    "StopIteration", "TypeError", "ValueError", "ZeroDivisionError",
+    "abs",
+    "all",
+    "any",
+    "bool",
+    "callable",
+    "chr",
+    "complex",
+    "dict",
+    "divmod",
+    "enumerate",
+    "filter",
+    "float",
+    "frozenset",
+    "hash",
+    "int",
+    "isinstance",
+    "iter",
+    "len",
+    "list",
+    "map",
+    "max",
+    "min",
+    "next",
+    "ord",
+    "pow",
+    "range",
+    "repr",
+    "reversed",
+    "round",
+    "set",
+    "slice",
+    "sorted",
+    "str",
+    "sum",
+    "tuple",
+    "zip",
+    "format",
+    "bin",
+    "hex",
+    "oct",
+    "ascii",
+    "Ellipsis",
+    "NotImplemented",
+    "ArithmeticError",
+    "AssertionError",
+    "AttributeError",
+    "Exception",
+    "IndexError",
+    "KeyError",
+    "LookupError",
+    "NotImplementedError",
+    "OverflowError",
+    "RuntimeError",
+    "StopIteration",
+    "TypeError",
+    "ValueError",
+    "ZeroDivisionError",
 )
 HARMLESS_EVENTS = frozenset({"builtins.id"})  # numpy's repr calls id()
 MAX_COMPONENTS, MAX_NAME = 64, 100  # keep a reply small whatever the reward returns
@@ -44,7 +96,7 @@ class BadReturn(Exception):
     """The reward returned something other than (finite number, {str: finite number})."""
 
 
-_HELPERS = '''
+_HELPERS = """
 def __import__(name, globals=None, locals=None, fromlist=(), level=0):
     found = module(name) if level == 0 else None
     if found is not None:
@@ -55,7 +107,7 @@ def __import__(name, globals=None, locals=None, fromlist=(), level=0):
     raise Violation("import of " + repr(name) + " is blocked")
 def print(*args, **kwargs):
     return None
-'''
+"""
 _HELPER_CODE = compile(_HELPERS, "<sandbox>", "exec")
 _SAFE = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
 _PLAIN = (str, int, float, bool, type(None))
@@ -68,7 +120,14 @@ def restricted_builtins(module: Callable[[str], Any]) -> dict[str, Any]:
     """
     scope = {"__builtins__": {"repr": repr}, "module": module, "audit": sys.audit, "Violation": Violation}
     exec(_HELPER_CODE, scope)
-    return {**_SAFE, "True": True, "False": False, "None": None, "__import__": scope["__import__"], "print": scope["print"]}
+    return {
+        **_SAFE,
+        "True": True,
+        "False": False,
+        "None": None,
+        "__import__": scope["__import__"],
+        "print": scope["print"],
+    }
 
 
 def reward_line(frame: Any, namespaces: set[int]) -> int | None:
@@ -87,15 +146,21 @@ def type_name(value: Any) -> str:
 
 
 def plain_message(exc: BaseException, with_type: bool = True, limit: int = 300) -> str:
-    """"Type: message" for an exception, built from plain data only: no reward-defined __str__ or __repr__ runs.
+    """ "Type: message" for an exception, built from plain data only: no reward-defined __str__ or __repr__ runs.
 
     Arguments that are not exactly str, int, float, bool or None are shown as <type name>.
     """
     args = _ARGS.__get__(exc)
     if type(args) is not tuple:
         args = ()
-    shown = [a if type(a) is str and len(args) == 1 and type(exc) is not KeyError
-             else repr(a) if type(a) in _PLAIN else f"<{type_name(a)}>" for a in args[:4]]
+    shown = [
+        a
+        if type(a) is str and len(args) == 1 and type(exc) is not KeyError
+        else repr(a)
+        if type(a) in _PLAIN
+        else f"<{type_name(a)}>"
+        for a in args[:4]
+    ]
     text = ", ".join(s[:limit] for s in shown)
     name = type_name(exc)
     return (f"{name}: {text}" if with_type else text)[:limit].rstrip(": ") or name
@@ -124,7 +189,9 @@ def install_audit_guard(blocked: list, namespaces: set[int]) -> list[bool]:
             line = reward_line(sys._getframe(1), namespaces)
         finally:
             state[0] = True
-        what = f"import of {args[0]!r} is blocked" if event == "sandbox.import" else f"{event} is blocked in reward code"
+        what = (
+            f"import of {args[0]!r} is blocked" if event == "sandbox.import" else f"{event} is blocked in reward code"
+        )
         blocked.append((what, line))
         raise Violation(what)
 
@@ -174,6 +241,8 @@ def _explain(out: Any) -> tuple[tuple[str, ...], list[float]]:
         raise BadReturn(f"{len(comps)} components; at most {MAX_COMPONENTS} are allowed")
     for name in comps:
         if type(name) is not str or len(name) > MAX_NAME:
-            raise BadReturn(f"component names must be str of at most {MAX_NAME} characters, got {type(name).__name__} {_short.repr(name)}")
+            raise BadReturn(
+                f"component names must be str of at most {MAX_NAME} characters, got {type(name).__name__} {_short.repr(name)}"
+            )
     values = [_number(total, "total"), *(_number(v, f"component {n!r}") for n, v in comps.items())]
     return tuple(comps), values

@@ -23,6 +23,7 @@ Each step reports whether it took effect; the parent decides what is required (s
 always, unless `isolation=python`). Nothing here is reachable from reward code: the
 worker imports this file by path before the reward module runs.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -34,38 +35,162 @@ from typing import Any
 
 # syscall numbers: (x86-64, arm64); None where the arch has no such call
 SYSCALLS: dict[str, tuple[int | None, int | None]] = {
-    "read": (0, 63), "write": (1, 64), "close": (3, 57), "fstat": (5, 80), "newfstatat": (262, 79),
-    "lseek": (8, 62), "mmap": (9, 222), "mprotect": (10, 226), "munmap": (11, 215), "mremap": (25, 216),
-    "brk": (12, 214), "madvise": (28, 233), "rt_sigaction": (13, 134), "rt_sigprocmask": (14, 135),
-    "rt_sigreturn": (15, 139), "sigaltstack": (131, 132), "getpid": (39, 172), "gettid": (186, 178),
-    "exit": (60, 93), "exit_group": (231, 94), "kill": (62, 129), "tkill": (200, 130), "tgkill": (234, 131),
-    "futex": (202, 98), "clock_gettime": (228, 113), "clock_getres": (229, 114),
-    "clock_nanosleep": (230, 115), "nanosleep": (35, 101), "gettimeofday": (96, 169), "getrandom": (318, 278),
-    "sched_yield": (24, 124), "restart_syscall": (219, 128), "getrusage": (98, 165), "rseq": (334, 293),
+    "read": (0, 63),
+    "write": (1, 64),
+    "close": (3, 57),
+    "fstat": (5, 80),
+    "newfstatat": (262, 79),
+    "lseek": (8, 62),
+    "mmap": (9, 222),
+    "mprotect": (10, 226),
+    "munmap": (11, 215),
+    "mremap": (25, 216),
+    "brk": (12, 214),
+    "madvise": (28, 233),
+    "rt_sigaction": (13, 134),
+    "rt_sigprocmask": (14, 135),
+    "rt_sigreturn": (15, 139),
+    "sigaltstack": (131, 132),
+    "getpid": (39, 172),
+    "gettid": (186, 178),
+    "exit": (60, 93),
+    "exit_group": (231, 94),
+    "kill": (62, 129),
+    "tkill": (200, 130),
+    "tgkill": (234, 131),
+    "futex": (202, 98),
+    "clock_gettime": (228, 113),
+    "clock_getres": (229, 114),
+    "clock_nanosleep": (230, 115),
+    "nanosleep": (35, 101),
+    "gettimeofday": (96, 169),
+    "getrandom": (318, 278),
+    "sched_yield": (24, 124),
+    "restart_syscall": (219, 128),
+    "getrusage": (98, 165),
+    "rseq": (334, 293),
     "membarrier": (324, 283),
     # killed on sight
-    "open": (2, None), "openat": (257, 56), "openat2": (437, 437), "creat": (85, None),
-    "execve": (59, 221), "execveat": (322, 281), "fork": (57, None), "vfork": (58, None), "clone": (56, 220),
-    "clone3": (435, 435), "ptrace": (101, 117), "process_vm_readv": (310, 270),
-    "process_vm_writev": (311, 271), "socket": (41, 198), "socketpair": (53, 199), "connect": (42, 203),
-    "bind": (49, 200), "listen": (50, 201), "accept": (43, 202), "accept4": (288, 242), "sendto": (44, 206),
-    "sendmsg": (46, 211), "recvfrom": (45, 207), "recvmsg": (47, 212), "setns": (308, 268), "unshare": (272, 97),
-    "mount": (165, 40), "pidfd_open": (434, 434), "pidfd_send_signal": (424, 424), "pidfd_getfd": (438, 438),
-    "memfd_create": (319, 279), "io_uring_setup": (425, 425), "bpf": (321, 280), "perf_event_open": (298, 241),
-    "userfaultfd": (323, 282), "kcmp": (312, 272), "prctl": (157, 167), "seccomp": (317, 277),
-    "setrlimit": (160, 164), "prlimit64": (302, 261), "landlock_create_ruleset": (444, 444),
-    "landlock_add_rule": (445, 445), "landlock_restrict_self": (446, 446),
+    "open": (2, None),
+    "openat": (257, 56),
+    "openat2": (437, 437),
+    "creat": (85, None),
+    "execve": (59, 221),
+    "execveat": (322, 281),
+    "fork": (57, None),
+    "vfork": (58, None),
+    "clone": (56, 220),
+    "clone3": (435, 435),
+    "ptrace": (101, 117),
+    "process_vm_readv": (310, 270),
+    "process_vm_writev": (311, 271),
+    "socket": (41, 198),
+    "socketpair": (53, 199),
+    "connect": (42, 203),
+    "bind": (49, 200),
+    "listen": (50, 201),
+    "accept": (43, 202),
+    "accept4": (288, 242),
+    "sendto": (44, 206),
+    "sendmsg": (46, 211),
+    "recvfrom": (45, 207),
+    "recvmsg": (47, 212),
+    "setns": (308, 268),
+    "unshare": (272, 97),
+    "mount": (165, 40),
+    "pidfd_open": (434, 434),
+    "pidfd_send_signal": (424, 424),
+    "pidfd_getfd": (438, 438),
+    "memfd_create": (319, 279),
+    "io_uring_setup": (425, 425),
+    "bpf": (321, 280),
+    "perf_event_open": (298, 241),
+    "userfaultfd": (323, 282),
+    "kcmp": (312, 272),
+    "prctl": (157, 167),
+    "seccomp": (317, 277),
+    "setrlimit": (160, 164),
+    "prlimit64": (302, 261),
+    "landlock_create_ruleset": (444, 444),
+    "landlock_add_rule": (445, 445),
+    "landlock_restrict_self": (446, 446),
 }
-ALLOW = ("close", "fstat", "newfstatat", "lseek", "mmap", "mprotect", "munmap", "mremap", "brk", "madvise",
-         "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "getpid", "gettid", "exit", "exit_group", "futex",
-         "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "getrandom",
-         "sched_yield", "restart_syscall", "getrusage", "rseq", "membarrier")
-KILL = ("open", "openat", "openat2", "creat", "execve", "execveat", "fork", "vfork", "clone", "clone3", "ptrace",
-        "process_vm_readv", "process_vm_writev", "socket", "socketpair", "connect", "bind", "listen", "accept",
-        "accept4", "sendto", "sendmsg", "recvfrom", "recvmsg", "setns", "unshare", "mount", "pidfd_open",
-        "pidfd_send_signal", "pidfd_getfd", "memfd_create", "io_uring_setup", "bpf", "perf_event_open",
-        "userfaultfd", "kcmp", "prctl", "seccomp", "setrlimit", "prlimit64", "landlock_create_ruleset",
-        "landlock_add_rule", "landlock_restrict_self")
+ALLOW = (
+    "close",
+    "fstat",
+    "newfstatat",
+    "lseek",
+    "mmap",
+    "mprotect",
+    "munmap",
+    "mremap",
+    "brk",
+    "madvise",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "sigaltstack",
+    "getpid",
+    "gettid",
+    "exit",
+    "exit_group",
+    "futex",
+    "clock_gettime",
+    "clock_getres",
+    "clock_nanosleep",
+    "nanosleep",
+    "gettimeofday",
+    "getrandom",
+    "sched_yield",
+    "restart_syscall",
+    "getrusage",
+    "rseq",
+    "membarrier",
+)
+KILL = (
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "execve",
+    "execveat",
+    "fork",
+    "vfork",
+    "clone",
+    "clone3",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "socket",
+    "socketpair",
+    "connect",
+    "bind",
+    "listen",
+    "accept",
+    "accept4",
+    "sendto",
+    "sendmsg",
+    "recvfrom",
+    "recvmsg",
+    "setns",
+    "unshare",
+    "mount",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pidfd_getfd",
+    "memfd_create",
+    "io_uring_setup",
+    "bpf",
+    "perf_event_open",
+    "userfaultfd",
+    "kcmp",
+    "prctl",
+    "seccomp",
+    "setrlimit",
+    "prlimit64",
+    "landlock_create_ruleset",
+    "landlock_add_rule",
+    "landlock_restrict_self",
+)
 ARCHES = {"x86_64": (0, 0xC000003E), "aarch64": (1, 0xC00000B7)}  # column in SYSCALLS, AUDIT_ARCH_*
 
 RET_KILL_PROCESS, RET_ERRNO, RET_ALLOW = 0x80000000, 0x00050000, 0x7FFF0000
@@ -100,7 +225,9 @@ def _errno_text() -> str:
     return os.strerror(ctypes.get_errno())
 
 
-def seccomp_program(arch: str, read_fds: tuple[int, ...], write_fds: tuple[int, ...], pid: int) -> list[tuple[int, int, int, int]]:
+def seccomp_program(
+    arch: str, read_fds: tuple[int, ...], write_fds: tuple[int, ...], pid: int
+) -> list[tuple[int, int, int, int]]:
     """The filter as BPF instructions (code, jt, jf, k): allow-list, kill-list, EPERM for the rest.
 
     read/write are allowed only on the given descriptors; kill/tkill/tgkill only with
@@ -157,7 +284,16 @@ def _install_seccomp(libc: ctypes.CDLL, arch: str, read_fds: tuple[int, ...], wr
     filters = (_SockFilter * len(prog))(*(_SockFilter(*ins) for ins in prog))
     fprog = _SockFprog(len(prog), filters)
     nr = SYSCALLS["seccomp"][ARCHES[arch][0]]
-    if _syscall(libc, nr, ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(SECCOMP_FILTER_FLAG_TSYNC), ctypes.byref(fprog)) != 0:
+    if (
+        _syscall(
+            libc,
+            nr,
+            ctypes.c_uint(SECCOMP_SET_MODE_FILTER),
+            ctypes.c_uint(SECCOMP_FILTER_FLAG_TSYNC),
+            ctypes.byref(fprog),
+        )
+        != 0
+    ):
         return f"seccomp refused: {_errno_text()}"
     return None
 
@@ -219,8 +355,12 @@ def lock_down(read_fds: tuple[int, ...], write_fds: tuple[int, ...], open_fds: i
     error = _network_namespace(libc)
     report["netns"] = error is None
     problems += [error] if error else []
-    for limit, value in ((resource.RLIMIT_FSIZE, 0), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, 0),
-                         (resource.RLIMIT_NOFILE, open_fds)):
+    for limit, value in (
+        (resource.RLIMIT_FSIZE, 0),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NPROC, 0),
+        (resource.RLIMIT_NOFILE, open_fds),
+    ):
         try:
             resource.setrlimit(limit, (value, value))
         except (OSError, ValueError) as err:

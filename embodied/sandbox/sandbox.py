@@ -20,6 +20,7 @@ runtime "forbidden" the worker is killed, and `call` raises "crashed" until `res
 starts a fresh worker; every slot's memory then starts empty, not only the slots passed
 to reset.
 """
+
 from __future__ import annotations
 
 import json
@@ -95,8 +96,15 @@ class RewardSandbox:
     Start-up takes about 0.2-0.3 s (a fresh interpreter importing numpy). Not thread-safe.
     """
 
-    def __init__(self, source: str, *, timeout_s: float = 1.0, memory_mb: int = 512, cpu_s: float = 60.0,
-                 isolation: str = "kernel") -> None:
+    def __init__(
+        self,
+        source: str,
+        *,
+        timeout_s: float = 1.0,
+        memory_mb: int = 512,
+        cpu_s: float = 60.0,
+        isolation: str = "kernel",
+    ) -> None:
         problems = check_source(source)
         if problems:
             raise problems[0]
@@ -110,8 +118,15 @@ class RewardSandbox:
         self._setup(source, guards=guards, **limits)
         return self
 
-    def _setup(self, source: str, timeout_s: float = 1.0, memory_mb: int = 512, cpu_s: float = 60.0,
-               isolation: str = "kernel", guards: bool = True) -> None:
+    def _setup(
+        self,
+        source: str,
+        timeout_s: float = 1.0,
+        memory_mb: int = 512,
+        cpu_s: float = 60.0,
+        isolation: str = "kernel",
+        guards: bool = True,
+    ) -> None:
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {', '.join(ISOLATIONS)}, not {isolation!r}")
         self._source, self._timeout, self._memory_mb, self._cpu_s = source, float(timeout_s), memory_mb, float(cpu_s)
@@ -133,7 +148,9 @@ class RewardSandbox:
     @property
     def stderr(self) -> str:
         """What the worker wrote to stderr (capped at STDERR_CAP bytes: the first half and the latest half)."""
-        return (bytes(self._err_head) + (b"\n[...]\n" if self._err_dropped else b"") + bytes(self._err_tail)).decode(errors="replace")
+        return (bytes(self._err_head) + (b"\n[...]\n" if self._err_dropped else b"") + bytes(self._err_tail)).decode(
+            errors="replace"
+        )
 
     def __enter__(self) -> RewardSandbox:
         return self
@@ -168,8 +185,11 @@ class RewardSandbox:
         if self._proc is None:
             raise RuntimeError("this RewardSandbox is closed")
         if self._stopped_by is not None:
-            raise RewardError("crashed", f"the reward worker was stopped by an earlier {self._stopped_by} error; "
-                              "call reset() to start a fresh one (every slot's memory starts empty)")
+            raise RewardError(
+                "crashed",
+                f"the reward worker was stopped by an earlier {self._stopped_by} error; "
+                "call reset() to start a fresh one (every slot's memory starts empty)",
+            )
         if not views:
             return []
         views = list(views)
@@ -207,8 +227,15 @@ class RewardSandbox:
             fds = (req_r, resp_w, page.fileno())
             try:
                 self._proc = subprocess.Popen(
-                    [sys.executable, "-I", str(WORKER), *map(str, fds)], pass_fds=fds, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL, stderr=err_w, env=env, cwd=workdir, close_fds=True)
+                    [sys.executable, "-I", str(WORKER), *map(str, fds)],
+                    pass_fds=fds,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err_w,
+                    env=env,
+                    cwd=workdir,
+                    close_fds=True,
+                )
             finally:
                 for fd in (req_r, resp_w, err_w):
                     os.close(fd)
@@ -216,10 +243,17 @@ class RewardSandbox:
         self._err_head, self._err_tail, self._err_dropped, self._err_open = bytearray(), bytearray(), False, True
         self._finalizer = weakref.finalize(self, _stop, self._proc, [req_w, resp_r, err_r], self._progress, workdir)
         self._cpu_armed_at = -math.inf
-        init = {"source": self._source, "path": [p for p in sys.path if p], "memory_mb": self._memory_mb,
-                "isolation": self._isolation_mode, "guards": self._guards}
+        init = {
+            "source": self._source,
+            "path": [p for p in sys.path if p],
+            "memory_mb": self._memory_mb,
+            "isolation": self._isolation_mode,
+            "guards": self._guards,
+        }
         self._arm_cpu()
-        header, _ = self._exchange(pickle.dumps(init), None, REPLY_BASE, timeout=STARTUP_S, what="starting the reward worker")
+        header, _ = self._exchange(
+            pickle.dumps(init), None, REPLY_BASE, timeout=STARTUP_S, what="starting the reward worker"
+        )
         self._check_isolation(header.get("locked"))
         header, _ = self._exchange(None, None, REPLY_BASE, what="running the module's top level")
         if "error" in header:
@@ -234,16 +268,22 @@ class RewardSandbox:
         if not isinstance(report, dict):
             self._fail(None, "protocol", "the reward worker did not report its isolation")
         problems = [str(p)[:MAX_MESSAGE] for p in report.get("problems", []) if isinstance(p, str)][:8]
-        self.isolation = {"mode": self._isolation_mode, "seccomp": report.get("seccomp") is True,
-                          "landlock": report.get("landlock") if type(report.get("landlock")) is int else 0,
-                          "netns": report.get("netns") is True, "nobody": report.get("nobody") is True,
-                          "problems": problems}
+        self.isolation = {
+            "mode": self._isolation_mode,
+            "seccomp": report.get("seccomp") is True,
+            "landlock": report.get("landlock") if type(report.get("landlock")) is int else 0,
+            "netns": report.get("netns") is True,
+            "nobody": report.get("nobody") is True,
+            "problems": problems,
+        }
         if self._isolation_mode == "kernel" and not self.isolation["seccomp"]:
             self._stopped_by = "isolation"
             self._kill()
-            raise IsolationError(f"the kernel refused the reward sandbox's seccomp filter ({'; '.join(problems) or 'no reason given'}): "
-                                 "untrusted reward code cannot be contained here; rerun with reward.isolation=python to accept "
-                                 "only the Python-level layers (see docs/sandbox.md)")
+            raise IsolationError(
+                f"the kernel refused the reward sandbox's seccomp filter ({'; '.join(problems) or 'no reason given'}): "
+                "untrusted reward code cannot be contained here; rerun with reward.isolation=python to accept "
+                "only the Python-level layers (see docs/sandbox.md)"
+            )
 
     def _kill(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -267,8 +307,14 @@ class RewardSandbox:
 
     # --- one exchange ---------------------------------------------------------------------
 
-    def _exchange(self, payload: bytes | None, views: list | None, cap: int, timeout: float | None = None,
-                  what: str = "a reward call") -> tuple[dict, np.ndarray]:
+    def _exchange(
+        self,
+        payload: bytes | None,
+        views: list | None,
+        cap: int,
+        timeout: float | None = None,
+        what: str = "a reward call",
+    ) -> tuple[dict, np.ndarray]:
         """Send a request (if any) and read one reply of at most `cap` bytes before the deadline."""
         limit = self._timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
@@ -283,7 +329,7 @@ class RewardSandbox:
         if head > size - 4 or (size - 4 - head) % 8:
             self._fail(views, "protocol", "the reward worker sent a malformed reply")
         try:
-            header = json.loads(data[4:4 + head])
+            header = json.loads(data[4 : 4 + head])
         except (ValueError, UnicodeDecodeError, RecursionError):
             self._fail(views, "protocol", "the reward worker sent a reply that is not JSON")
         if not isinstance(header, dict):
@@ -294,7 +340,7 @@ class RewardSandbox:
         view = memoryview(data)
         while view:
             try:
-                view = view[os.write(self._req, view):]
+                view = view[os.write(self._req, view) :]
                 continue
             except BlockingIOError:
                 pass
@@ -349,12 +395,12 @@ class RewardSandbox:
             self._err_open = False
             return
         room = STDERR_CAP // 2 - len(self._err_head)
-        self._err_head += chunk[:max(room, 0)]
-        rest = chunk[max(room, 0):]
+        self._err_head += chunk[: max(room, 0)]
+        rest = chunk[max(room, 0) :]
         if rest:
             self._err_tail += rest
             if len(self._err_tail) > STDERR_CAP // 2:
-                del self._err_tail[:len(self._err_tail) - STDERR_CAP // 2]
+                del self._err_tail[: len(self._err_tail) - STDERR_CAP // 2]
                 self._err_dropped = True
 
     def _hung_line(self) -> int | None:
@@ -366,7 +412,7 @@ class RewardSandbox:
             return None
         waited = 0.0
         while waited < LINE_WAIT_S:
-            line, = struct.unpack_from("<q", self._progress, 16)
+            (line,) = struct.unpack_from("<q", self._progress, 16)
             if line:
                 return line if 0 < line <= self._source.count("\n") + 1 else None
             time.sleep(0.01)
@@ -386,13 +432,25 @@ class RewardSandbox:
         if code == EXIT_MEMORY:
             self._fail(views, "memory", "the reward worker ran out of memory", index=index)
         if code == -signal.SIGSYS:
-            self._fail(views, "forbidden", "the kernel killed the reward worker for a forbidden system call (files, "
-                       "processes, sockets and signals to other processes are not available to reward code)", index=index)
+            self._fail(
+                views,
+                "forbidden",
+                "the kernel killed the reward worker for a forbidden system call (files, "
+                "processes, sockets and signals to other processes are not available to reward code)",
+                index=index,
+            )
         lines = [line for line in self.stderr[-2000:].splitlines() if line.strip()]
         how = f"killed by {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit status {code}"
-        self._fail(views, "crashed", f"the reward worker died ({how}){': ' + lines[-1][:MAX_MESSAGE] if lines else ''}", index=index)
+        self._fail(
+            views,
+            "crashed",
+            f"the reward worker died ({how}){': ' + lines[-1][:MAX_MESSAGE] if lines else ''}",
+            index=index,
+        )
 
-    def _fail(self, views: list | None, kind: str, message: str, line: int | None = None, index: int | None = None) -> NoReturn:
+    def _fail(
+        self, views: list | None, kind: str, message: str, line: int | None = None, index: int | None = None
+    ) -> NoReturn:
         """Raise the RewardError for item `index` of `views`, first stopping the worker if the error is fatal."""
         if kind not in KINDS:
             kind, message = "protocol", f"unknown failure from the reward worker: {kind[:40]}"
@@ -412,9 +470,14 @@ class RewardSandbox:
         """Rebuild and validate the (total, components) pairs from the worker's schemas and float64s."""
         n = len(views)
         schemas, ids = header.get("schemas"), header.get("ids")
-        if (type(schemas) is not list or not schemas or not (ids is None or type(ids) is list and len(ids) == n)
-                or not all(type(s) is list and len(s) <= MAX_COMPONENTS and all(type(x) is str for x in s) for s in schemas)
-                or ids is not None and not all(type(i) is int and 0 <= i < len(schemas) for i in ids)):
+        if (
+            type(schemas) is not list
+            or not schemas
+            or not (ids is None or type(ids) is list and len(ids) == n)
+            or not all(type(s) is list and len(s) <= MAX_COMPONENTS and all(type(x) is str for x in s) for s in schemas)
+            or ids is not None
+            and not all(type(i) is int and 0 <= i < len(schemas) for i in ids)
+        ):
             self._fail(views, "protocol", "the reward worker sent a malformed reply")
         names = [tuple(s) for s in schemas]
         for schema in names:
@@ -425,7 +488,9 @@ class RewardSandbox:
             self._fail(views, "protocol", "the reward worker sent the wrong number of values")
         if not np.isfinite(floats).all():
             bad = int(np.argmin(np.isfinite(floats)))
-            self._fail(views, "bad_return", "the reward returned a value that is not finite", index=_item_of(bad, ids, names))
+            self._fail(
+                views, "bad_return", "the reward returned a value that is not finite", index=_item_of(bad, ids, names)
+            )
         if single:
             schema = names[0]
             return [(row[0], dict(zip(schema, row[1:]))) for row in floats.reshape(n, len(schema) + 1).tolist()]
@@ -433,7 +498,7 @@ class RewardSandbox:
         for sid in ids:
             schema = names[sid]
             end = pos + 1 + len(schema)
-            out.append((values[pos], dict(zip(schema, values[pos + 1:end]))))
+            out.append((values[pos], dict(zip(schema, values[pos + 1 : end]))))
             pos = end
         return out
 
@@ -444,8 +509,12 @@ class RewardSandbox:
                 if len(name) > MAX_NAME:
                     self._fail(views, "bad_return", f"component name of {len(name)} characters (at most {MAX_NAME})")
                 if len(self._names) >= MAX_NAMES:
-                    self._fail(views, "bad_return", f"the reward has returned more than {MAX_NAMES} distinct component "
-                               "names; use a fixed set of names")
+                    self._fail(
+                        views,
+                        "bad_return",
+                        f"the reward has returned more than {MAX_NAMES} distinct component "
+                        "names; use a fixed set of names",
+                    )
                 self._names[name] = None
 
 
@@ -454,10 +523,12 @@ def _error_fields(error: Any) -> dict[str, Any]:
     if not isinstance(error, dict):
         return {"kind": "protocol", "message": "the reward worker sent a malformed error"}
     kind, message = error.get("kind"), error.get("message")
-    return {"kind": kind if type(kind) is str else "protocol",
-            "message": message[:MAX_MESSAGE] if type(message) is str else "(no message)",
-            "line": error.get("line") if type(error.get("line")) is int else None,
-            "index": error.get("index") if type(error.get("index")) is int else None}
+    return {
+        "kind": kind if type(kind) is str else "protocol",
+        "message": message[:MAX_MESSAGE] if type(message) is str else "(no message)",
+        "line": error.get("line") if type(error.get("line")) is int else None,
+        "index": error.get("index") if type(error.get("index")) is int else None,
+    }
 
 
 def _item_of(value_index: int, ids: list[int], names: list[tuple[str, ...]]) -> int:

@@ -23,11 +23,11 @@ results, raw float64s (per item: total, then the components in the header's name
 order). Nothing in a reply is trusted by the parent. The shared PROGRESS_FD page
 holds the index of the item being run and, on SIGUSR1, the reward line being run.
 """
+
 from __future__ import annotations
 
 import importlib
 import json
-import math
 import mmap
 import os
 import pickle
@@ -42,16 +42,42 @@ from typing import Any, Callable
 
 if __package__:  # imported as embodied.sandbox.worker (tests)
     from embodied.sandbox import kernel
-    from embodied.sandbox.guards import (BadReturn, Violation, install_audit_guard, plain_message, restricted_builtins,
-                                         reward_line, validate)
+    from embodied.sandbox.guards import (
+        BadReturn,
+        Violation,
+        install_audit_guard,
+        plain_message,
+        restricted_builtins,
+        reward_line,
+        validate,
+    )
 else:  # run by the sandbox as `python -I worker.py`: its own directory is not on sys.path
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import kernel
-    from guards import BadReturn, Violation, install_audit_guard, plain_message, restricted_builtins, reward_line, validate
+    from guards import (
+        BadReturn,
+        Violation,
+        install_audit_guard,
+        plain_message,
+        restricted_builtins,
+        reward_line,
+        validate,
+    )
 
 IMPORTABLE = ("math", "numpy", "typing", "collections", "itertools", "functools", "__future__")
-NUMPY_PARTS = ("numpy.linalg", "numpy.random", "numpy.fft", "numpy.polynomial", "numpy.ma", "numpy.char",
-               "numpy.strings", "numpy.rec", "numpy.lib", "numpy.exceptions", "numpy.dtypes")
+NUMPY_PARTS = (
+    "numpy.linalg",
+    "numpy.random",
+    "numpy.fft",
+    "numpy.polynomial",
+    "numpy.ma",
+    "numpy.char",
+    "numpy.strings",
+    "numpy.rec",
+    "numpy.lib",
+    "numpy.exceptions",
+    "numpy.dtypes",
+)
 PAGE = 24  # shared progress page: (unused float64), item index (int64), line where a timeout hit (int64)
 EXIT_MEMORY = 3  # the worker ran out of memory outside reward code (parent reports "memory")
 MAX_FRAME = 1 << 30
@@ -69,7 +95,7 @@ def _read_exact(fd: int, n: int) -> bytes:
 
 
 def recv(fd: int) -> bytes:
-    size, = struct.unpack("<I", _read_exact(fd, 4))
+    (size,) = struct.unpack("<I", _read_exact(fd, 4))
     return _read_exact(fd, size)
 
 
@@ -78,18 +104,42 @@ def send(fd: int, header: dict[str, Any], floats: array | None = None) -> None:
     body = struct.pack("<I", len(head)) + head + (floats.tobytes() if floats is not None else b"")
     data = memoryview(struct.pack("<I", len(body)) + body)
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def _warm_up(np: Any) -> None:
     """Run what ordinary reward code runs, so numpy's lazily imported internals are loaded now."""
     a = np.arange(6.0).reshape(2, 3)
-    for method in ("min", "max", "sum", "mean", "std", "var", "any", "all", "prod", "argmax", "argmin", "cumsum",
-                   "round", "tolist", "item" if a.size == 1 else "copy"):
+    for method in (
+        "min",
+        "max",
+        "sum",
+        "mean",
+        "std",
+        "var",
+        "any",
+        "all",
+        "prod",
+        "argmax",
+        "argmin",
+        "cumsum",
+        "round",
+        "tolist",
+        "item" if a.size == 1 else "copy",
+    ):
         getattr(a, method)()
     a.clip(0, 1)
-    for value in (a, a[0, 0], np.int64(3), np.float32(1.5), np.array([True]), np.array(["a"]), np.array([1 + 2j]),
-                  np.zeros(2, dtype=[("x", float)]), np.dtype(float)):
+    for value in (
+        a,
+        a[0, 0],
+        np.int64(3),
+        np.float32(1.5),
+        np.array([True]),
+        np.array(["a"]),
+        np.array([1 + 2j]),
+        np.zeros(2, dtype=[("x", float)]),
+        np.dtype(float),
+    ):
         str(value), repr(value), f"{value}"
     f"{a[0, 0]:.3f}"
     np.median(a), np.percentile(a, 50), np.linalg.norm(a), np.random.default_rng(0).random(), np.unique(a)
@@ -117,8 +167,9 @@ def _snapshot(module: types.ModuleType, parts: dict[str, types.ModuleType]) -> t
 class Slots:
     """Per-slot namespaces and memories: the module is run afresh for a slot's first call and after reset."""
 
-    def __init__(self, code: Any, modules: dict[str, types.ModuleType], guards: bool, state: list[bool],
-                 namespaces: set[int]) -> None:
+    def __init__(
+        self, code: Any, modules: dict[str, types.ModuleType], guards: bool, state: list[bool], namespaces: set[int]
+    ) -> None:
         self.code, self.modules, self.guards, self.state, self.namespaces = code, modules, guards, state, namespaces
         self.parts = {name: sys.modules[name] for name in NUMPY_PARTS if name in sys.modules}
         self.slots: dict[int, tuple[Callable, dict, int]] = {}
@@ -131,7 +182,9 @@ class Slots:
 
         def module(name: str) -> types.ModuleType | None:
             if name not in copies and name in self.modules:
-                copies[name] = _snapshot(self.modules[name], self.parts) if name in ("math", "numpy") else self.modules[name]
+                copies[name] = (
+                    _snapshot(self.modules[name], self.parts) if name in ("math", "numpy") else self.modules[name]
+                )
             return copies.get(name) or (sys.modules.get(name) if name.startswith("numpy.") else None)
 
         self.state[1] = True  # lets the helpers' exec() past the audit hook
@@ -178,8 +231,9 @@ def _failure(exc: BaseException, index: int | None, blocked: list) -> dict[str, 
     return {"kind": kind, "message": message, "line": line, "index": index}
 
 
-def _run_batch(slots: Slots, resets: list, views: list, ids: list, state: list[bool], blocked: list,
-               progress: mmap.mmap) -> tuple[dict[str, Any], array | None]:
+def _run_batch(
+    slots: Slots, resets: list, views: list, ids: list, state: list[bool], blocked: list, progress: mmap.mmap
+) -> tuple[dict[str, Any], array | None]:
     """Run the reward on each view in order; stop at the first failure and name its index."""
     floats, schemas, out_ids = array("d"), {}, []
     pack, i = struct.pack_into, -1
@@ -223,7 +277,9 @@ def _start(init: dict[str, Any], req: int, resp: int, progress: mmap.mmap) -> tu
     namespaces: set[int] = set()
     state = install_audit_guard(blocked, namespaces) if init["guards"] else [False, False]
     slots = Slots(code, modules, init["guards"], state, namespaces)
-    signal.signal(signal.SIGUSR1, lambda signum, frame: struct.pack_into("<q", progress, 16, reward_line(frame, namespaces) or 0))
+    signal.signal(
+        signal.SIGUSR1, lambda signum, frame: struct.pack_into("<q", progress, 16, reward_line(frame, namespaces) or 0)
+    )
     report: dict[str, Any] = {"isolation": init["isolation"]}
     if init["isolation"] == "kernel":
         report.update(kernel.lock_down((req,), (resp, 2), open_fds=max(req, resp, 2) + 1))
@@ -252,7 +308,17 @@ def main(argv: list[str]) -> None:
         return send(resp, {"error": _failure(exc, None, blocked)})
     state[0] = False
     if not callable(namespace.get("reward")):
-        return send(resp, {"error": {"kind": "signature", "message": "the code defines no function `reward`", "line": None, "index": None}})
+        return send(
+            resp,
+            {
+                "error": {
+                    "kind": "signature",
+                    "message": "the code defines no function `reward`",
+                    "line": None,
+                    "index": None,
+                }
+            },
+        )
     slots.slots[0] = (namespace["reward"], {}, id(namespace))
     send(resp, {"ready": True})
     while True:

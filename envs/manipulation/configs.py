@@ -1,4 +1,5 @@
 """Config schemas of the manipulation env families (kept free of heavy imports)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -64,7 +65,9 @@ class MemoryPickPlaceConfig(CameraObsConfig):
 
     def __post_init__(self) -> None:
         if self.cue_steps < 1:
-            raise ConfigError(f"env.cue_steps must be >= 1 (the lamp must be lit at least on the reset observation), got {self.cue_steps}")
+            raise ConfigError(
+                f"env.cue_steps must be >= 1 (the lamp must be lit at least on the reset observation), got {self.cue_steps}"
+            )
 
 
 @dataclass

@@ -65,6 +65,7 @@ the expert's actions, grasp contacts included; the expert costs ~30 us a call); 
 `front` camera image (scene update + render + read-back) ~0.9-1.0 ms at 64x64 and
 ~1.4-2 ms at 256x256; state+pixels with one 64x64 camera runs ~900 steps/s.
 """
+
 from __future__ import annotations
 
 import time
@@ -75,8 +76,8 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from embodied.errors import ConfigError
 from embodied.envs.manipulation.scene import OBS_MODES, OVERHEAD_LIGHT, SceneEnv, visual_xml  # noqa: F401  (OBS_MODES: part of this module's interface)
+from embodied.errors import ConfigError
 from embodied.rendering import camera_observation_space
 
 ENV_ID = "embodied/MemoryPickPlace-v0"
@@ -132,7 +133,7 @@ def _scene_xml(offheight: int, offwidth: int) -> str:
     <geom name="table" type="plane" size="0.32 0.32 0.05" rgba="0.75 0.68 0.58 1"/>
     {pads}
     <geom name="lamp_post" type="cylinder" pos="0.27 0 0.1" size="0.008 0.1" rgba="0.3 0.3 0.3 1" contype="0" conaffinity="0"/>
-    <geom name="lamp" type="sphere" pos="0.27 0 0.22" size="0.03" rgba="{' '.join(map(str, LAMP_RGBA['off']))}" contype="0" conaffinity="0"/>
+    <geom name="lamp" type="sphere" pos="0.27 0 0.22" size="0.03" rgba="{" ".join(map(str, LAMP_RGBA["off"]))}" contype="0" conaffinity="0"/>
     <body name="hand" gravcomp="1">
       <joint name="hand_x" type="slide" axis="1 0 0" range="{lx} {hx}"/>
       <joint name="hand_y" type="slide" axis="0 1 0" range="{ly} {hy}"/>
@@ -190,7 +191,9 @@ class MemoryPickPlaceEnv(SceneEnv):
             cue_steps: observations (from the reset one on) during which the lamp shows the target.
         """
         if int(cue_steps) != cue_steps or int(cue_steps) < 1:
-            raise ConfigError(f"cue_steps must be an integer >= 1 (the lamp must be lit at least on the reset observation), got {cue_steps!r}")
+            raise ConfigError(
+                f"cue_steps must be an integer >= 1 (the lamp must be lit at least on the reset observation), got {cue_steps!r}"
+            )
         self.setup_scene(_scene_xml, obs_mode, cameras, image_size, render_mode, render_size, render_camera)
         self.cue_steps = int(cue_steps)
 
@@ -206,7 +209,9 @@ class MemoryPickPlaceEnv(SceneEnv):
         self._hand_target = HAND_START.copy()
         self._steps = 0
 
-        high = np.array([*WORKSPACE_HIGH + 0.01, 2 * FINGER_OPEN + 0.01, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32)
+        high = np.array(
+            [*WORKSPACE_HIGH + 0.01, 2 * FINGER_OPEN + 0.01, 0.5, 0.5, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32
+        )
         low = np.array([*WORKSPACE_LOW - 0.01, 0.0, -0.5, -0.5, -0.05, -1.0, -1.0, -1.0, 0.0, 0.0], dtype=np.float32)
         state_space = spaces.Box(low, high, dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
@@ -221,12 +226,18 @@ class MemoryPickPlaceEnv(SceneEnv):
         options = dict(options or {})
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
-            raise ConfigError(f"unknown reset option '{unknown[0]}' for MemoryPickPlace; choose from: {', '.join(RESET_OPTIONS)}")
+            raise ConfigError(
+                f"unknown reset option '{unknown[0]}' for MemoryPickPlace; choose from: {', '.join(RESET_OPTIONS)}"
+            )
         target = int(self.np_random.integers(2))
         cube_xy = self.np_random.uniform(-CUBE_SPAWN, CUBE_SPAWN, size=2)
         if "target" in options:
             forced = options["target"]
-            if isinstance(forced, (bool, np.bool_)) or not isinstance(forced, (int, np.integer)) or forced not in (0, 1):
+            if (
+                isinstance(forced, (bool, np.bool_))
+                or not isinstance(forced, (int, np.integer))
+                or forced not in (0, 1)
+            ):
                 raise ConfigError(f"reset option 'target' must be 0 (left pad) or 1 (right pad), got {forced!r}")
             target = int(forced)
         self.target = target
@@ -273,12 +284,24 @@ class MemoryPickPlaceEnv(SceneEnv):
     def grasped(self) -> bool:
         """Both fingers touch the cube."""
         geoms = self.data.contact.geom[: self.data.ncon]
-        touching = [((geoms[:, 0] == f) & (geoms[:, 1] == self._cube_geom)) | ((geoms[:, 1] == f) & (geoms[:, 0] == self._cube_geom)) for f in self._finger_geoms]
+        touching = [
+            ((geoms[:, 0] == f) & (geoms[:, 1] == self._cube_geom))
+            | ((geoms[:, 1] == f) & (geoms[:, 0] == self._cube_geom))
+            for f in self._finger_geoms
+        ]
         return bool(touching[0].any() and touching[1].any())
 
     def place_object(self, xy: Sequence[float]) -> None:
         """Put the cube at rest on the table at `xy` (for constructed tests)."""
-        self.data.qpos[self._cube_qpos : self._cube_qpos + 7] = [float(xy[0]), float(xy[1]), CUBE_HALF, 1.0, 0.0, 0.0, 0.0]
+        self.data.qpos[self._cube_qpos : self._cube_qpos + 7] = [
+            float(xy[0]),
+            float(xy[1]),
+            CUBE_HALF,
+            1.0,
+            0.0,
+            0.0,
+            0.0,
+        ]
         self.data.qvel[self._cube_qvel : self._cube_qvel + 6] = 0.0
         mujoco.mj_forward(self.model, self.data)
 
@@ -327,7 +350,9 @@ class MemoryPickPlaceEnv(SceneEnv):
         grip = -1.0
         if self.grasped():
             grip = 1.0
-            near_pad = np.linalg.norm(to_pad) < (0.012 if cube[2] > CARRY_Z - 0.03 else 0.035)  # hysteresis while lowering
+            near_pad = np.linalg.norm(to_pad) < (
+                0.012 if cube[2] > CARRY_Z - 0.03 else 0.035
+            )  # hysteresis while lowering
             if near_pad and cube[2] < REST_HEIGHT - 0.001:
                 phase, goal, grip = "release", np.array([*cube[:2], aim[2]]), -1.0
             elif near_pad:
@@ -359,7 +384,11 @@ class MemoryPickPlaceEnv(SceneEnv):
 
 def register(max_episode_steps: int = 80) -> list[str]:
     """Register `embodied/MemoryPickPlace-v0` (80-step cap)."""
-    gym.register(id=ENV_ID, entry_point="embodied.envs.manipulation.memory_pick_place:MemoryPickPlaceEnv", max_episode_steps=max_episode_steps)
+    gym.register(
+        id=ENV_ID,
+        entry_point="embodied.envs.manipulation.memory_pick_place:MemoryPickPlaceEnv",
+        max_episode_steps=max_episode_steps,
+    )
     return [ENV_ID]
 
 
@@ -375,12 +404,15 @@ def _benchmark(steps: int = 2000, frames: int = 200) -> None:
         env.step(action)
         if (i + 1) % 80 == 0:
             env.reset()
-    print(f"state mode: {steps / (time.perf_counter() - start):.0f} steps/s ({steps} random-action steps, reset every 80)")
+    print(
+        f"state mode: {steps / (time.perf_counter() - start):.0f} steps/s ({steps} random-action steps, reset every 80)"
+    )
     for size in ((64, 64), (256, 256)):
         env.camera_image("front", size)  # warm-up: creates the GL context
         start = time.perf_counter()
         for _ in range(frames):
             env.camera_image("front", size)
-        print(f"front camera {size[0]}x{size[1]}: {1000 * (time.perf_counter() - start) / frames:.2f} ms per image ({frames} images)")
+        print(
+            f"front camera {size[0]}x{size[1]}: {1000 * (time.perf_counter() - start) / frames:.2f} ms per image ({frames} images)"
+        )
     env.close()
-

@@ -10,6 +10,7 @@ Observations: `obs_mode="state"` gives the 39-d float32 state; `"pixels"` a dict
 camera images; `"state+pixels"` a dict with `state` plus the images. Every camera
 image is rendered offscreen with `mujoco.Renderer` at `image_size` (H, W).
 """
+
 from __future__ import annotations
 
 import difflib

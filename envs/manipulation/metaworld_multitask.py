@@ -19,6 +19,7 @@ Observations are always a dict: `state` (the 39-d float32 state; not in
 `MetaWorldEnv`), and `task`, a float32 one-hot over `tasks`. `info["task"]` names the
 current task.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -34,14 +35,34 @@ from embodied.errors import ConfigError
 SUITES: dict[str, tuple[str, ...]] = {
     # Meta-World's MT10 benchmark (Yu et al., 2019).
     "MT10": (
-        "reach", "push", "pick-place", "door-open", "drawer-open",
-        "drawer-close", "button-press-topdown", "peg-insert-side", "window-open", "window-close",
+        "reach",
+        "push",
+        "pick-place",
+        "door-open",
+        "drawer-open",
+        "drawer-close",
+        "button-press-topdown",
+        "peg-insert-side",
+        "window-open",
+        "window-close",
     ),
     # ACT-JEPA's 15-task split.
     "MT15": (
-        "button-press-topdown", "button-press-topdown-wall", "button-press", "button-press-wall",
-        "coffee-button", "coffee-pull", "coffee-push", "drawer-open", "faucet-open", "faucet-close",
-        "disassemble", "door-open", "door-close", "window-open", "window-close",
+        "button-press-topdown",
+        "button-press-topdown-wall",
+        "button-press",
+        "button-press-wall",
+        "coffee-button",
+        "coffee-pull",
+        "coffee-push",
+        "drawer-open",
+        "faucet-open",
+        "faucet-close",
+        "disassemble",
+        "door-open",
+        "door-close",
+        "window-open",
+        "window-close",
     ),
     "MT50": TASKS,
 }
@@ -60,10 +81,14 @@ def resolve_tasks(suite: str | None, tasks: Sequence[str] | None) -> tuple[str, 
         if suite not in SUITES:
             close = difflib.get_close_matches(suite, SUITES, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"unknown Meta-World suite '{suite}'{hint}; choose one of: {', '.join(SUITES)}, or pass tasks=[...]")
+            raise ConfigError(
+                f"unknown Meta-World suite '{suite}'{hint}; choose one of: {', '.join(SUITES)}, or pass tasks=[...]"
+            )
         return SUITES[suite]
     if isinstance(tasks, str):
-        raise ConfigError(f"tasks must be a list of Meta-World task names, got the string '{tasks}'; write tasks=[{tasks}]")
+        raise ConfigError(
+            f"tasks must be a list of Meta-World task names, got the string '{tasks}'; write tasks=[{tasks}]"
+        )
     names = tuple(str(t) for t in tasks)
     if not names:
         raise ConfigError("tasks is empty; list at least one Meta-World task, e.g. tasks=[reach,push]")
@@ -106,8 +131,13 @@ class MetaWorldMultiTaskEnv(gym.Env):
         try:
             for name in self.tasks:
                 self._envs[name] = MetaWorldEnv(
-                    name, obs_mode=obs_mode, cameras=cameras, image_size=image_size,
-                    render_mode=render_mode, render_size=render_size, render_camera=render_camera,
+                    name,
+                    obs_mode=obs_mode,
+                    cameras=cameras,
+                    image_size=image_size,
+                    render_mode=render_mode,
+                    render_size=render_size,
+                    render_camera=render_camera,
                 )
         except Exception:
             self.close()
@@ -121,7 +151,10 @@ class MetaWorldMultiTaskEnv(gym.Env):
         self.action_space = first.action_space
         parts: dict[str, spaces.Space] = {}
         if obs_mode != "pixels":
-            boxes = [env.observation_space if obs_mode == "state" else env.observation_space["state"] for env in self._envs.values()]
+            boxes = [
+                env.observation_space if obs_mode == "state" else env.observation_space["state"]
+                for env in self._envs.values()
+            ]
             low = np.min([b.low for b in boxes], axis=0)
             high = np.max([b.high for b in boxes], axis=0)
             parts["state"] = spaces.Box(low, high, dtype=np.float32)
@@ -178,7 +211,9 @@ class MetaWorldMultiTaskEnv(gym.Env):
         if not isinstance(task, str) or task not in self._index:
             close = difflib.get_close_matches(str(task), self.tasks, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise ConfigError(f"task '{task}' is not one of this env's {len(self.tasks)} tasks{hint}; choose from: {', '.join(self.tasks)}")
+            raise ConfigError(
+                f"task '{task}' is not one of this env's {len(self.tasks)} tasks{hint}; choose from: {', '.join(self.tasks)}"
+            )
         return task
 
     def _observation(self, obs: Any) -> dict[str, np.ndarray]:
@@ -191,6 +226,10 @@ def register(max_episode_steps: int = 200) -> list[str]:
     """Register `embodied/MetaWorld-<suite>-v0` for every suite and the generic `embodied/MetaWorld-multitask-v0` (needs tasks=[...])."""
     from embodied.envs.registration import register_variants
 
-    variants: dict[str, tuple[dict[str, Any], int | None]] = {suite: ({"suite": suite}, max_episode_steps) for suite in SUITES}
+    variants: dict[str, tuple[dict[str, Any], int | None]] = {
+        suite: ({"suite": suite}, max_episode_steps) for suite in SUITES
+    }
     variants["multitask"] = ({}, max_episode_steps)
-    return register_variants("embodied/MetaWorld-{}-v0", "embodied.envs.manipulation.metaworld_multitask:MetaWorldMultiTaskEnv", variants)
+    return register_variants(
+        "embodied/MetaWorld-{}-v0", "embodied.envs.manipulation.metaworld_multitask:MetaWorldMultiTaskEnv", variants
+    )

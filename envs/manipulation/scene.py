@@ -6,6 +6,7 @@ cache; `render`, `close`, `camera_image` and the state / pixels / state+pixels
 observation follow from them. A subclass adds its task: `CAMERAS`, `NAME`, `_state()`,
 `reset` and `step`.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -18,7 +19,9 @@ from embodied.errors import ConfigError
 from embodied.rendering import Cameras
 
 OBS_MODES = ("state", "pixels", "state+pixels")
-OVERHEAD_LIGHT = '<light pos="0 0 1.5" dir="0 0 -1" directional="true" diffuse="0.4 0.4 0.4" specular="0 0 0" castshadow="false"/>'
+OVERHEAD_LIGHT = (
+    '<light pos="0 0 1.5" dir="0 0 -1" directional="true" diffuse="0.4 0.4 0.4" specular="0 0 0" castshadow="false"/>'
+)
 """The scenes' one light: straight down, no shadows (cheap to render on OSMesa)."""
 
 
@@ -44,8 +47,16 @@ class SceneEnv(gym.Env):
     NAME = "scene"
     CAMERAS: tuple[str, ...] = ()
 
-    def setup_scene(self, scene_xml: Callable[[int, int], str], obs_mode: str, cameras: Sequence[str], size: Sequence[int],
-                    render_mode: str | None, render_size: Sequence[int], render_camera: str) -> None:
+    def setup_scene(
+        self,
+        scene_xml: Callable[[int, int], str],
+        obs_mode: str,
+        cameras: Sequence[str],
+        size: Sequence[int],
+        render_mode: str | None,
+        render_size: Sequence[int],
+        render_camera: str,
+    ) -> None:
         """Check the options, then build `self.model`, `self.data` and the camera cache."""
         if obs_mode not in OBS_MODES:
             raise ConfigError(f"unknown obs_mode '{obs_mode}'; choose one of: {', '.join(OBS_MODES)}")
@@ -55,7 +66,9 @@ class SceneEnv(gym.Env):
             if cam not in self.CAMERAS:
                 raise ConfigError(f"unknown {self.NAME} camera '{cam}'; choose from: {', '.join(self.CAMERAS)}")
         if obs_mode != "state" and not cameras:
-            raise ConfigError(f"obs_mode '{obs_mode}' needs at least one camera; choose from: {', '.join(self.CAMERAS)}")
+            raise ConfigError(
+                f"obs_mode '{obs_mode}' needs at least one camera; choose from: {', '.join(self.CAMERAS)}"
+            )
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"unsupported render_mode '{render_mode}'; use 'rgb_array' or leave it unset")
         self.obs_mode = obs_mode

@@ -79,6 +79,7 @@ toward the goal, then
 image (scene update + render + read-back) ~1.7-1.9 ms at 64x64 and ~2.6-2.8 ms at
 256x256.
 """
+
 from __future__ import annotations
 
 import time
@@ -89,8 +90,8 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from embodied.errors import ConfigError
 from embodied.envs.manipulation.scene import OBS_MODES, OVERHEAD_LIGHT, SceneEnv, visual_xml  # noqa: F401  (OBS_MODES: part of this module's interface)
+from embodied.errors import ConfigError
 from embodied.rendering import camera_observation_space
 
 ENV_ID = "embodied/Tabletop-v0"
@@ -234,7 +235,12 @@ class TabletopEnv(SceneEnv):
             raise ConfigError(f"unknown hand_start '{hand_start}'; choose one of: {', '.join(HAND_STARTS)}")
         self.hand_start = hand_start
         self.setup_scene(_scene_xml, obs_mode, cameras, image_size, render_mode, render_size, render_camera)
-        if isinstance(speed_limit, bool) or not isinstance(speed_limit, (int, float)) or not np.isfinite(speed_limit) or speed_limit <= 0:
+        if (
+            isinstance(speed_limit, bool)
+            or not isinstance(speed_limit, (int, float))
+            or not np.isfinite(speed_limit)
+            or speed_limit <= 0
+        ):
             raise ConfigError(f"speed_limit must be a positive number of m/s, got {speed_limit!r}")
         self.speed_limit = float(speed_limit)
         self.goal_in_obs = bool(goal_in_obs)
@@ -258,7 +264,9 @@ class TabletopEnv(SceneEnv):
         if self.goal_in_obs:
             low.append(-_GOAL_BOUND * np.ones(2))
             high.append(_GOAL_BOUND * np.ones(2))
-        state_space = spaces.Box(np.concatenate(low).astype(np.float32), np.concatenate(high).astype(np.float32), dtype=np.float32)
+        state_space = spaces.Box(
+            np.concatenate(low).astype(np.float32), np.concatenate(high).astype(np.float32), dtype=np.float32
+        )
         self.action_space = spaces.Box(-1.0, 1.0, shape=(3,), dtype=np.float32)
         self.observation_space = camera_observation_space(state_space, obs_mode, self.cameras, self.image_size)
         self._state_space = state_space
@@ -272,7 +280,9 @@ class TabletopEnv(SceneEnv):
         options = dict(options or {})
         unknown = sorted(set(options) - set(RESET_OPTIONS))
         if unknown:
-            raise ConfigError(f"unknown reset option '{unknown[0]}' for Tabletop; choose from: {', '.join(RESET_OPTIONS)}")
+            raise ConfigError(
+                f"unknown reset option '{unknown[0]}' for Tabletop; choose from: {', '.join(RESET_OPTIONS)}"
+            )
         hand = HAND_START + np.array([*self.np_random.uniform(-HAND_NOISE, HAND_NOISE, size=2), 0.0])
         cube_xy = self.np_random.uniform(-CUBE_SPAWN, CUBE_SPAWN, size=2)
         goal = self.np_random.uniform(-GOAL_RANGE, GOAL_RANGE)
@@ -282,7 +292,9 @@ class TabletopEnv(SceneEnv):
         if "hand_pos" in options:
             hand = _option(options, "hand_pos", 3)
             if (hand < WORKSPACE_LOW).any() or (hand > WORKSPACE_HIGH).any():
-                raise ConfigError(f"reset option 'hand_pos' {hand.tolist()} is outside the workspace {WORKSPACE_LOW.tolist()} .. {WORKSPACE_HIGH.tolist()}")
+                raise ConfigError(
+                    f"reset option 'hand_pos' {hand.tolist()} is outside the workspace {WORKSPACE_LOW.tolist()} .. {WORKSPACE_HIGH.tolist()}"
+                )
         if "object_pos" in options:
             cube_xy = _option(options, "object_pos", 2)
         if "goal" in options:
@@ -316,15 +328,34 @@ class TabletopEnv(SceneEnv):
     def sim_state(self) -> dict[str, Any]:
         """Everything `step` depends on, for planners that try actions and come back with `restore`."""
         d = self.data
-        return {"qpos": d.qpos.copy(), "qvel": d.qvel.copy(), "ctrl": d.ctrl.copy(), "qacc_warmstart": d.qacc_warmstart.copy(), "time": d.time,
-                "mocap_pos": d.mocap_pos.copy(), "hand_target": self._hand_target.copy(), "clipped": self._clipped, "goal": self.goal.copy()}
+        return {
+            "qpos": d.qpos.copy(),
+            "qvel": d.qvel.copy(),
+            "ctrl": d.ctrl.copy(),
+            "qacc_warmstart": d.qacc_warmstart.copy(),
+            "time": d.time,
+            "mocap_pos": d.mocap_pos.copy(),
+            "hand_target": self._hand_target.copy(),
+            "clipped": self._clipped,
+            "goal": self.goal.copy(),
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Return to a `sim_state()`: the same actions then give the same observations (to ~1e-15)."""
         d = self.data
-        d.qpos[:], d.qvel[:], d.ctrl[:], d.qacc_warmstart[:], d.mocap_pos[:] = state["qpos"], state["qvel"], state["ctrl"], state["qacc_warmstart"], state["mocap_pos"]
+        d.qpos[:], d.qvel[:], d.ctrl[:], d.qacc_warmstart[:], d.mocap_pos[:] = (
+            state["qpos"],
+            state["qvel"],
+            state["ctrl"],
+            state["qacc_warmstart"],
+            state["mocap_pos"],
+        )
         d.time = state["time"]
-        self._hand_target, self._clipped, self.goal = state["hand_target"].copy(), state["clipped"], state["goal"].copy()
+        self._hand_target, self._clipped, self.goal = (
+            state["hand_target"].copy(),
+            state["clipped"],
+            state["goal"].copy(),
+        )
         mujoco.mj_forward(self.model, self.data)
 
     @property
@@ -365,7 +396,9 @@ class TabletopEnv(SceneEnv):
             return False, False
         others = geoms[finger].sum(axis=1) - self._finger_geom
         dist = contact.dist[:ncon][finger]
-        return bool(((others == self._cube_geom) & (dist < CONTACT_TOLERANCE)).any()), bool(((others == self._table_geom) & (dist <= 0.0)).any())
+        return bool(((others == self._cube_geom) & (dist < CONTACT_TOLERANCE)).any()), bool(
+            ((others == self._table_geom) & (dist <= 0.0)).any()
+        )
 
     def _info(self) -> dict[str, Any]:
         hand, cube = self.hand_pos, self.object_pos
@@ -402,9 +435,12 @@ class TabletopEnv(SceneEnv):
         state = np.concatenate(parts).astype(np.float32)
         return np.clip(state, self._state_space.low, self._state_space.high, out=state)
 
+
 def register(max_episode_steps: int = 50) -> list[str]:
     """Register `embodied/Tabletop-v0` (50-step cap)."""
-    gym.register(id=ENV_ID, entry_point="embodied.envs.manipulation.tabletop:TabletopEnv", max_episode_steps=max_episode_steps)
+    gym.register(
+        id=ENV_ID, entry_point="embodied.envs.manipulation.tabletop:TabletopEnv", max_episode_steps=max_episode_steps
+    )
     return [ENV_ID]
 
 
@@ -439,7 +475,9 @@ def _benchmark(steps: int = 2000, frames: int = 200) -> None:
         env.step(action)
         if (i + 1) % 50 == 0:
             env.reset()
-    print(f"state mode: {steps / (time.perf_counter() - start):.0f} steps/s ({steps} random-action steps, reset every 50)")
+    print(
+        f"state mode: {steps / (time.perf_counter() - start):.0f} steps/s ({steps} random-action steps, reset every 50)"
+    )
     env.reset(seed=1)
     elapsed, contacts = 0.0, 0
     for i in range(steps):
@@ -450,11 +488,15 @@ def _benchmark(steps: int = 2000, frames: int = 200) -> None:
             env.reset()
         elapsed += time.perf_counter() - start
         contacts += info["contact"]
-    print(f"state mode, pusher: {steps / elapsed:.0f} steps/s (finger on the cube in {100 * contacts / steps:.0f}% of the steps)")
+    print(
+        f"state mode, pusher: {steps / elapsed:.0f} steps/s (finger on the cube in {100 * contacts / steps:.0f}% of the steps)"
+    )
     for size in ((64, 64), (256, 256)):
         env.camera_image("front", size)  # warm-up: creates the GL context
         start = time.perf_counter()
         for _ in range(frames):
             env.camera_image("front", size)
-        print(f"front camera {size[0]}x{size[1]}: {1000 * (time.perf_counter() - start) / frames:.2f} ms per image ({frames} images)")
+        print(
+            f"front camera {size[0]}x{size[1]}: {1000 * (time.perf_counter() - start) / frames:.2f} ms per image ({frames} images)"
+        )
     env.close()

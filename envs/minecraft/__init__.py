@@ -3,8 +3,8 @@
 `register()` only imports the task table, so listing the envs stays cheap; the game
 itself (Crafter, numba-compiled world generation) loads when an env is made.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 from embodied.envs.minecraft.tasks import TASKS
 

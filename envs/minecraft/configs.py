@@ -1,4 +1,5 @@
 """Config schema of the Crafter env family (kept free of heavy imports)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -14,6 +14,7 @@ terminates the three goal tasks; `Survival` succeeds by being alive at the cap.
 `reset(seed=s)` makes the world `crafter.Env(seed=s).reset()` would make (for the cave
 spawn of DiamondLava, the first such world that has a diamond next to lava).
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -23,7 +24,7 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.envs.minecraft.engine import ACHIEVEMENTS, DEATH_CAUSES, ITEMS, SYMBOLS, Engine
-from embodied.envs.minecraft.tasks import TASKS, find_cave_spawn, get_task
+from embodied.envs.minecraft.tasks import find_cave_spawn, get_task
 from embodied.envs.minecraft.view import mc_view
 from embodied.errors import ConfigError
 
@@ -66,7 +67,9 @@ class CrafterEnv(gym.Env):
         self.obs_mode, self.reward_mode, self.mc_info = obs_mode, reward, mc_info
         self.render_mode = render_mode
         self.render_size = _pair(render_size, "render_size")
-        self.engine = Engine(area=_pair(area, "area"), view=_pair(view, "view"), size=(width, height), render_obs="rgb" in obs_mode)
+        self.engine = Engine(
+            area=_pair(area, "area"), view=_pair(view, "view"), size=(width, height), render_obs="rgb" in obs_mode
+        )
         grid_w, grid_h = self.engine.grid_shape
         self.grid_shape = (grid_h, grid_w)
         obs: dict[str, spaces.Space] = {}
@@ -115,7 +118,9 @@ class CrafterEnv(gym.Env):
             if spawn is not None:
                 self.engine.world.move(self.engine.player, spawn)
                 return
-        raise RuntimeError(f"no world with a diamond next to lava in {_SPAWN_TRIES} tries from seed {seed}; use a larger area")
+        raise RuntimeError(
+            f"no world with a diamond next to lava in {_SPAWN_TRIES} tries from seed {seed}; use a larger area"
+        )
 
     def _task_done(self, dead: bool) -> bool:
         if self.task.achievement is not None:
@@ -140,4 +145,3 @@ class CrafterEnv(gym.Env):
             achievements = self.engine.player.achievements
             info["achievements"] = {name: achievements[name] > 0 for name in ACHIEVEMENTS}
         return info
-

@@ -16,6 +16,7 @@ rendering, changing only what makes training slow or opaque:
   ordered by memory address, and despawns `creatures[random index]` from it, so two
   `crafter.Env(seed=s)` in one process diverge within tens of steps. Ours do not.
 """
+
 from __future__ import annotations
 
 import collections
@@ -39,7 +40,13 @@ MATERIALS: tuple[str, ...] = tuple(constants.materials)
 FACINGS: tuple[tuple[int, int], ...] = ((-1, 0), (1, 0), (0, -1), (0, 1))
 ENTITIES: tuple[str, ...] = ("cow", "zombie", "skeleton", "arrow", "plant")
 SYMBOLS: tuple[str, ...] = ("outside", *MATERIALS, "player_left", "player_right", "player_up", "player_down", *ENTITIES)
-ENTITY_CLASSES = {objects.Cow: "cow", objects.Zombie: "zombie", objects.Skeleton: "skeleton", objects.Arrow: "arrow", objects.Plant: "plant"}
+ENTITY_CLASSES = {
+    objects.Cow: "cow",
+    objects.Zombie: "zombie",
+    objects.Skeleton: "skeleton",
+    objects.Arrow: "arrow",
+    objects.Plant: "plant",
+}
 _SYMBOL_ID = {name: i for i, name in enumerate(SYMBOLS)}
 _PLAYER_ID = {facing: _SYMBOL_ID["player_left"] + i for i, facing in enumerate(FACINGS)}
 _LIFE_DEATHS = (("food", "starvation"), ("drink", "thirst"), ("energy", "exhaustion"))

@@ -45,6 +45,7 @@ Crafter's names. Minecraft names are normalised first (lower case, spaces to "_"
                   from a located source (a mob's hit) -> zombie, else unknown. A
                   `damage_type` string, where a build reports one, is mapped first.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -60,30 +61,79 @@ from embodied.envs.minecraft.tasks import TASKS
 from embodied.errors import ConfigError
 
 TASK_IDS: dict[str, str] = {  # ids from MineDojo's tasks/description_files/programmatic_tasks.yaml
-    "CollectWood": "harvest_1_log", "EatCow": "harvest_1_beef", "DiamondLava": "harvest_1_diamond_with_iron_pickaxe", "Survival": "survival",
+    "CollectWood": "harvest_1_log",
+    "EatCow": "harvest_1_beef",
+    "DiamondLava": "harvest_1_diamond_with_iron_pickaxe",
+    "Survival": "survival",
 }
 ITEM_NAMES: dict[str, str] = {
-    "log": "wood", "log2": "wood", "cobblestone": "stone", "stone": "stone", "coal": "coal", "coal_ore": "coal",
-    "iron_ore": "iron", "iron_ingot": "iron", "diamond": "diamond", "diamond_ore": "diamond", "sapling": "sapling",
-    **{f"{mc}_{tool}": f"{ours}_{tool}" for mc, ours in (("wooden", "wood"), ("stone", "stone"), ("iron", "iron")) for tool in ("pickaxe", "sword")},
+    "log": "wood",
+    "log2": "wood",
+    "cobblestone": "stone",
+    "stone": "stone",
+    "coal": "coal",
+    "coal_ore": "coal",
+    "iron_ore": "iron",
+    "iron_ingot": "iron",
+    "diamond": "diamond",
+    "diamond_ore": "diamond",
+    "sapling": "sapling",
+    **{
+        f"{mc}_{tool}": f"{ours}_{tool}"
+        for mc, ours in (("wooden", "wood"), ("stone", "stone"), ("iron", "iron"))
+        for tool in ("pickaxe", "sword")
+    },
 }
 BLOCK_NAMES: dict[str, str] = {  # registry and display names ("wood" is a log block in voxels and rays)
-    "log": "tree", "log2": "tree", "wood": "tree", "leaves": "tree", "leaves2": "tree", "grass": "grass", "grass_block": "grass",
-    "dirt": "grass", "stone": "stone", "cobblestone": "stone", "coal_ore": "coal", "iron_ore": "iron", "diamond_ore": "diamond",
-    "lava": "lava", "flowing_lava": "lava", "water": "water", "flowing_water": "water", "sand": "sand",
-    "crafting_table": "table", "furnace": "furnace", "lit_furnace": "furnace",
+    "log": "tree",
+    "log2": "tree",
+    "wood": "tree",
+    "leaves": "tree",
+    "leaves2": "tree",
+    "grass": "grass",
+    "grass_block": "grass",
+    "dirt": "grass",
+    "stone": "stone",
+    "cobblestone": "stone",
+    "coal_ore": "coal",
+    "iron_ore": "iron",
+    "diamond_ore": "diamond",
+    "lava": "lava",
+    "flowing_lava": "lava",
+    "water": "water",
+    "flowing_water": "water",
+    "sand": "sand",
+    "crafting_table": "table",
+    "furnace": "furnace",
+    "lit_furnace": "furnace",
 }
 ENTITY_NAMES: dict[str, str] = {  # rays name entities by Java class, "Entity" cut, lower case: EntityCow -> cow
-    "cow": "cow", "zombie": "zombie", "husk": "zombie", "zombievillager": "zombie", "skeleton": "skeleton",
-    "stray": "skeleton", "arrow": "arrow", "tippedarrow": "arrow", "spectralarrow": "arrow",
+    "cow": "cow",
+    "zombie": "zombie",
+    "husk": "zombie",
+    "zombievillager": "zombie",
+    "skeleton": "skeleton",
+    "stray": "skeleton",
+    "arrow": "arrow",
+    "tippedarrow": "arrow",
+    "spectralarrow": "arrow",
 }
 DAMAGE_TYPES: dict[str, str] = {  # Minecraft DamageSource type names, lower case without "_"
-    "lava": "lava", "infire": "lava", "onfire": "lava", "hotfloor": "lava", "starve": "starvation", "arrow": "skeleton", "mob": "zombie",
+    "lava": "lava",
+    "infire": "lava",
+    "onfire": "lava",
+    "hotfloor": "lava",
+    "starve": "starvation",
+    "arrow": "skeleton",
+    "mob": "zombie",
 }
 BLOCK_REACH, ENTITY_REACH = 4.5, 3.0
 _EMPTY = frozenset({"", "air", "cave_air", "void_air", "null", "none"})
 _FACINGS = ((0, 1), (-1, 0), (0, -1), (1, 0))  # yaw 0, 90, 180, 270
-_DERIVED = {"beef": "eat_cow", **{item: f"collect_{item}" for item in ("wood", "stone", "coal", "iron", "diamond", "sapling")}}
+_DERIVED = {
+    "beef": "eat_cow",
+    **{item: f"collect_{item}" for item in ("wood", "stone", "coal", "iron", "diamond", "sapling")},
+}
 _DERIVED.update({f"{m}_{t}": f"make_{m}_{t}" for m in ("wood", "stone", "iron") for t in ("pickaxe", "sword")})
 _FN_ON_SLOT = (5, 6, 7)  # equip, place, destroy: action[7] names the inventory slot
 IMPORT_ERROR: Exception | None = None
@@ -170,7 +220,8 @@ def death_cause(damage: dict, food: float) -> str:
     if kind in DAMAGE_TYPES:
         return DAMAGE_TYPES[kind]
     fire, projectile, explosion, magic, unblockable = (
-        bool(np.any(damage.get(f"is_{flag}", False))) for flag in ("fire_damage", "projectile", "explosion", "magic_damage", "unblockable")
+        bool(np.any(damage.get(f"is_{flag}", False)))
+        for flag in ("fire_damage", "projectile", "explosion", "magic_damage", "unblockable")
     )
     if fire:
         return "lava"
@@ -306,7 +357,12 @@ class MineDojoEnv(gym.Env):
         mc = self._mc = minedojo_to_mc(self._obs, info or {}, self._steps, terminated, self._mc)
         if info is not None:
             self._succeeded = self._succeeded or self._task_success(info)
-        return {"success": self._succeeded, "death_cause": mc["death_cause"], "achievements": dict(mc["achievements"]), "mc": mc}
+        return {
+            "success": self._succeeded,
+            "death_cause": mc["death_cause"],
+            "achievements": dict(mc["achievements"]),
+            "mc": mc,
+        }
 
     def _task_success(self, info: dict) -> bool:
         reported = info["success"] if "success" in info else getattr(self._env, "is_successful", False)
@@ -359,5 +415,7 @@ def register() -> list[str]:
     ids = [f"embodied/MineDojo-{name}-v0" for name in TASK_IDS]
     for env_id, name in zip(ids, TASK_IDS):
         entry_point = "embodied.envs.minecraft.minedojo:MineDojoEnv"
-        gym.register(id=env_id, entry_point=entry_point, kwargs={"task": name}, max_episode_steps=TASKS[name].max_episode_steps)
+        gym.register(
+            id=env_id, entry_point=entry_point, kwargs={"task": name}, max_episode_steps=TASKS[name].max_episode_steps
+        )
     return ids

@@ -4,6 +4,7 @@ The first three are the Crafter counterparts of Auto MC-Reward's tasks (Li et al
 CVPR 2024): approach trees, approach animals, and horizontal exploration for diamond
 while avoiding lava. `Survival` is the standard Crafter game with its 22 achievements.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -73,7 +74,11 @@ def find_cave_spawn(world, rng: np.random.Generator) -> tuple[int, int] | None:
     if len(paths) == 0 or len(diamonds) == 0 or len(lava) == 0:
         return None
     to_diamond = _min_manhattan(paths, diamonds)
-    ok = (to_diamond >= DIAMOND_DISTANCE[0]) & (to_diamond <= DIAMOND_DISTANCE[1]) & (_min_manhattan(paths, lava) <= LAVA_DISTANCE)
+    ok = (
+        (to_diamond >= DIAMOND_DISTANCE[0])
+        & (to_diamond <= DIAMOND_DISTANCE[1])
+        & (_min_manhattan(paths, lava) <= LAVA_DISTANCE)
+    )
     candidates = paths[ok]
     if len(candidates) == 0:
         return None

@@ -4,6 +4,7 @@ The same keys, types and names come out of the MineDojo adapter, so a reward wri
 against Crafter runs unchanged there. Names are Crafter's (wood, stone, tree, cow...);
 the adapter maps Minecraft's names onto them. docs/envs.md documents every key.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -13,8 +14,32 @@ import numpy as np
 
 from embodied.envs.minecraft.engine import ACHIEVEMENTS, ENTITY_CLASSES, LIFE_STATS, MATERIALS, Engine
 
-INVENTORY_ITEMS: tuple[str, ...] = ("sapling", "wood", "stone", "coal", "iron", "diamond", "wood_pickaxe", "stone_pickaxe", "iron_pickaxe", "wood_sword", "stone_sword", "iron_sword")
-MC_KEYS: tuple[str, ...] = ("inventory", "life_stats", "location_stats", "near_blocks", "near_entities", "target", "achievements", "step", "done", "death_cause")
+INVENTORY_ITEMS: tuple[str, ...] = (
+    "sapling",
+    "wood",
+    "stone",
+    "coal",
+    "iron",
+    "diamond",
+    "wood_pickaxe",
+    "stone_pickaxe",
+    "iron_pickaxe",
+    "wood_sword",
+    "stone_sword",
+    "iron_sword",
+)
+MC_KEYS: tuple[str, ...] = (
+    "inventory",
+    "life_stats",
+    "location_stats",
+    "near_blocks",
+    "near_entities",
+    "target",
+    "achievements",
+    "step",
+    "done",
+    "death_cause",
+)
 MC_KEY_DOCS: dict[str, str] = {
     "inventory": "dict[str, int]: every item (sapling, wood, stone, coal, iron, diamond, wood_pickaxe, stone_pickaxe, iron_pickaxe, wood_sword, stone_sword, iron_sword) -> count 0..9",
     "life_stats": "dict[str, int]: health, food, drink, energy, each 0..9 (9 = full; at 0 food/drink/energy health drains)",

@@ -9,6 +9,7 @@ made, so every later random event (creature moves, spawns, night noise) matches 
 `tests/test_envs_minecraft.py` checks material maps, creatures and whole trajectories
 against `crafter.Env` for many seeds.
 """
+
 from __future__ import annotations
 
 import numba
@@ -61,13 +62,17 @@ def _noise_layers(seed: int, width: int, height: int) -> dict[str, np.ndarray]:
     xs = np.arange(width, dtype=np.float64)
     ys = np.arange(height, dtype=np.float64)
     return {
-        name: _noise_grid(_TRANSFORMS[fx](xs) / size, _TRANSFORMS[fy](ys) / size, float(z), simplex._perm, simplex._perm_grad_index3)
+        name: _noise_grid(
+            _TRANSFORMS[fx](xs) / size, _TRANSFORMS[fy](ys) / size, float(z), simplex._perm, simplex._perm_grad_index3
+        )
         for name, (z, size, fx, fy) in _LAYERS.items()
     }
 
 
 @numba.njit(cache=True)
-def _terrain(start, water, mountain, cave, tunnel_h, tunnel_v, coal, iron, lava, sand, tree, uniforms):  # pragma: no cover - compiled
+def _terrain(
+    start, water, mountain, cave, tunnel_h, tunnel_v, coal, iron, lava, sand, tree, uniforms
+):  # pragma: no cover - compiled
     width, height = start.shape
     codes = np.empty((width, height), np.uint8)
     tunnels = np.zeros((width, height), np.bool_)
@@ -165,8 +170,19 @@ def generate_world(world, player) -> None:
     state = random.get_state()
     uniforms = random.random_sample(6 * width * height)
     codes, tunnels, used = _terrain(
-        start, water, mountain, noise["cave"], noise["tunnel_h"], noise["tunnel_v"],
-        noise["coal"], noise["iron"], noise["lava"], noise["sand"], noise["tree"], uniforms)
+        start,
+        water,
+        mountain,
+        noise["cave"],
+        noise["tunnel_h"],
+        noise["tunnel_v"],
+        noise["coal"],
+        noise["iron"],
+        noise["lava"],
+        noise["sand"],
+        noise["tree"],
+        uniforms,
+    )
     placed, used = _creatures(codes, tunnels, dist, uniforms, used)
     random.set_state(state)
     random.random_sample(used)

@@ -2,6 +2,7 @@
 
 `register()` only registers ids; MuJoCo scenes are built when an env is made.
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Config schemas of the navigation env families (kept free of heavy imports)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

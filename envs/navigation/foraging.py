@@ -24,6 +24,7 @@ and success (alive after `episode_cap` steps; `embodied.envs.make` sets the cap)
 Tests set up states with `reset(options={"internal": [e, h], "mapping": "swapped"})`,
 `place_robot(xy)` and `place_resource(kind, index, xy)`.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -62,8 +63,10 @@ def _scene_xml(per_type: int, height: int, width: int) -> str:
     walls = "".join(
         f'<geom type="box" pos="{x} {y} 0.1" size="{sx} {sy} 0.1" rgba="0.45 0.4 0.35 1"/>'
         for x, y, sx, sy in (
-            (HALF + WALL, 0, WALL, outer), (-HALF - WALL, 0, WALL, outer),
-            (0, HALF + WALL, outer, WALL), (0, -HALF - WALL, outer, WALL),
+            (HALF + WALL, 0, WALL, outer),
+            (-HALF - WALL, 0, WALL, outer),
+            (0, HALF + WALL, outer, WALL),
+            (0, -HALF - WALL, outer, WALL),
         )
     )
     items = "".join(
@@ -111,7 +114,12 @@ def _floats(value: Sequence[float], name: str, length: int = 2) -> np.ndarray:
 class HomeostaticForagingEnv(gym.Env):
     """Keep (energy, hydration) viable by foraging; see the module docstring."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": round(1 / (TIMESTEP * FRAME_SKIP)), "death_causes": DEATH_CAUSES, "episode_means": ("drive",)}
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "render_fps": round(1 / (TIMESTEP * FRAME_SKIP)),
+        "death_causes": DEATH_CAUSES,
+        "episode_means": ("drive",),
+    }
 
     def __init__(
         self,
@@ -132,16 +140,24 @@ class HomeostaticForagingEnv(gym.Env):
             raise ConfigError(f"unknown reward '{reward}' for HomeostaticForaging; choose from: {', '.join(REWARDS)}")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be rgb_array or None, got '{render_mode}'")
-        self.decay, self.setpoint, self.viable = _floats(decay, "decay"), _floats(setpoint, "setpoint"), _floats(viable, "viable")
+        self.decay, self.setpoint, self.viable = (
+            _floats(decay, "decay"),
+            _floats(setpoint, "setpoint"),
+            _floats(viable, "viable"),
+        )
         lo, hi = self.viable
         if (self.decay < 0).any() or float(restore) < 0:
             raise ConfigError(f"decay and restore must be >= 0, got decay={list(decay)} restore={restore}")
         if not lo < hi or not ((lo < self.setpoint) & (self.setpoint < hi)).all():
-            raise ConfigError(f"need viable[0] < setpoint < viable[1], got viable={list(viable)} setpoint={list(setpoint)}")
+            raise ConfigError(
+                f"need viable[0] < setpoint < viable[1], got viable={list(viable)} setpoint={list(setpoint)}"
+            )
         if drive_n <= 0 or drive_m <= 0:
             raise ConfigError(f"drive_n and drive_m must be > 0, got {drive_n} and {drive_m}")
         if int(resources_per_type) < 1 or int(shift_every) < 0:
-            raise ConfigError(f"need resources_per_type >= 1 and shift_every >= 0, got {resources_per_type} and {shift_every}")
+            raise ConfigError(
+                f"need resources_per_type >= 1 and shift_every >= 0, got {resources_per_type} and {shift_every}"
+            )
         if shift_schedule is not None and any(int(s) < 1 for s in shift_schedule):
             raise ConfigError(f"shift_schedule must list positive step counts, got {list(shift_schedule)}")
         if len(render_size) != 2 or min(int(s) for s in render_size) <= 0:
@@ -174,7 +190,9 @@ class HomeostaticForagingEnv(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
 
     # --- Gymnasium API -------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """New robot and item positions; internal state at the setpoint unless options say otherwise.
 
         The mapping and `total_steps` carry over from the previous episode (the world's rule
@@ -262,12 +280,16 @@ class HomeostaticForagingEnv(gym.Env):
     def _parse_options(self, options: dict[str, Any]) -> tuple[np.ndarray, str]:
         unknown = sorted(set(options) - set(OPTIONS))
         if unknown:
-            raise ConfigError(f"unknown reset option '{unknown[0]}' for HomeostaticForaging; choose from: {', '.join(OPTIONS)}")
+            raise ConfigError(
+                f"unknown reset option '{unknown[0]}' for HomeostaticForaging; choose from: {', '.join(OPTIONS)}"
+            )
         internal = self.setpoint.copy()
         if "internal" in options:
             internal = _floats(options["internal"], "options['internal']")
             if not ((self.viable[0] < internal) & (internal < self.viable[1])).all():
-                raise ConfigError(f"options['internal'] must lie strictly inside viable={self.viable.tolist()}, got {internal.tolist()}")
+                raise ConfigError(
+                    f"options['internal'] must lie strictly inside viable={self.viable.tolist()}, got {internal.tolist()}"
+                )
         mapping = options.get("mapping", self.mapping)
         if mapping not in MAPPINGS:
             raise ConfigError(f"unknown mapping '{mapping}'; choose from: {', '.join(MAPPINGS)}")
@@ -343,5 +365,9 @@ class HomeostaticForagingEnv(gym.Env):
 
 def register(max_episode_steps: int = 1000) -> list[str]:
     """Register `embodied/HomeostaticForaging-v0` (1000-step cap)."""
-    gym.register(id=ENV_ID, entry_point="embodied.envs.navigation.foraging:HomeostaticForagingEnv", max_episode_steps=max_episode_steps)
+    gym.register(
+        id=ENV_ID,
+        entry_point="embodied.envs.navigation.foraging:HomeostaticForagingEnv",
+        max_episode_steps=max_episode_steps,
+    )
     return [ENV_ID]

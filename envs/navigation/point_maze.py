@@ -18,6 +18,7 @@ reset unless reset options put the start inside the goal radius.
 `reset(seed=s)` seeds the goal and start draws; `reset(options={"goal_cell": (i, j),
 "reset_cell": (i, j)})` places them in given free cells (with the usual +-0.25 noise).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -112,7 +113,9 @@ class PointMazeEnv(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         vec = lambda n: spaces.Box(-np.inf, np.inf, shape=(n,), dtype=np.float32)  # noqa: E731
         if obs_mode == "goal":
-            self.observation_space = spaces.Dict({"observation": vec(4), "achieved_goal": vec(2), "desired_goal": vec(2)})
+            self.observation_space = spaces.Dict(
+                {"observation": vec(4), "achieved_goal": vec(2), "desired_goal": vec(2)}
+            )
         else:
             self.observation_space = vec(6)
 

@@ -1,4 +1,5 @@
 """Hydra plugin: the resumable sweeper (logic and rationale in `embodied.sweep`)."""
+
 from __future__ import annotations
 
 import logging
@@ -18,7 +19,11 @@ log = logging.getLogger("embodied.sweep")
 
 # Stored as a plain node (embodied.config.register_configs): a dataclass here would be pickled by
 # value to launcher workers (Hydra's plugin scan re-imports this module) and fail to rebuild there.
-SWEEPER_NODE = {"_target_": "hydra_plugins.embodied_sweeper.resumable_sweeper.ResumableSweeper", "max_batch_size": None, "params": None}
+SWEEPER_NODE = {
+    "_target_": "hydra_plugins.embodied_sweeper.resumable_sweeper.ResumableSweeper",
+    "max_batch_size": None,
+    "params": None,
+}
 
 
 def _quote(value: str) -> str:
@@ -77,7 +82,12 @@ class ResumableSweeper(BasicSweeper):
         log.info(
             "sweep %s: %d jobs, %d already complete (skipped), %d to resume, %d new; "
             "if interrupted, re-run this command with run_dir=%s to finish the rest",
-            sweep_dir, sum(counts.values()), counts["complete"], counts["unfinished"], counts["new"], sweep_dir,
+            sweep_dir,
+            sum(counts.values()),
+            counts["complete"],
+            counts["unfinished"],
+            counts["new"],
+            sweep_dir,
         )
         self.overrides = list(self.split_overrides_to_chunks(todo, self.max_batch_size)) if todo else []
         returns, initial_job_idx = [], 0
