@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup system-deps train test test-all lint format bench clean
+.PHONY: setup system-deps train test test-all lint format bench gpu-check clean
 
 system-deps:
 	@sh scripts/system_deps.sh
@@ -38,6 +38,9 @@ format: setup
 
 bench: setup
 	$(PY) benchmarks/run_all.py --budget small $(ARGS)
+
+gpu-check: setup
+	$(PY) benchmarks/gpu_check.py --out gpu_check.json $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
