@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -29,7 +29,17 @@ class TrainHooks(Protocol):
 
 
 class Agent(abc.ABC):
-    """Base class: constructor, learn, act, save, load."""
+    """Base class: constructor, learn, act, save, load, and the hooks the trainer calls (all declared here).
+
+    `embodied.train` uses nothing else of an agent: `training_metrics` after learning,
+    `final_metrics` and `final_report` after evaluation, `include_replay_buffer` before the
+    first checkpoint, and the class attributes below before the agent is built.
+    """
+
+    multi_process: ClassVar[bool] = False
+    """Whether it trains under `torchrun` with several processes (DDP); others refuse in one line."""
+    step_unit: ClassVar[str] = "env steps"
+    """What `total_steps` and `num_steps` count for this agent: "env steps" (RL) or "gradient updates"."""
 
     def __init__(
         self,
@@ -53,6 +63,10 @@ class Agent(abc.ABC):
         self.device = device
         self.seed = seed
         self.num_steps = 0
+        self.final_metrics: dict[str, float] = {}
+        """What the agent measured once after training without envs (e.g. a world-model probe); logged and summarised."""
+        self.include_replay_buffer = True
+        """Whether checkpoints hold the replay buffer (`checkpoint.replay_buffer`); agents without one ignore it."""
 
     @abc.abstractmethod
     def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:
@@ -64,6 +78,14 @@ class Agent(abc.ABC):
 
     def reset(self) -> None:
         """Clear per-episode state (observation history, queued action chunks)."""
+
+    def training_metrics(self) -> dict[str, float]:
+        """Metrics of the latest update (losses/*, charts/*), logged once more at the end of training."""
+        return {}
+
+    def final_report(self, env: Any, run_dir: Path) -> dict[str, float]:
+        """Measurements with envs after training and evaluation (e.g. SLIM's skills); may write files into `run_dir`."""
+        return {}
 
     @abc.abstractmethod
     def save(self, directory: Path) -> None:

@@ -146,6 +146,9 @@ class LossModule(nn.Module):
 class ImitationAgent(Agent):
     """Base of the imitation policies: subclasses build the model and define the loss."""
 
+    multi_process = True
+    step_unit = "gradient updates"
+
     config: ImitationConfig
 
     def __init__(

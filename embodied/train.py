@@ -51,7 +51,7 @@ class TrainingHooks:
         self.progress.update(step - self.progress.n)
         self.episodes.extend(episodes or ())
         if step >= self.next_log:
-            self.log(step, self.agent.training_metrics() if hasattr(self.agent, "training_metrics") else {})
+            self.log(step, self.agent.training_metrics())
             self.next_log = (step // self.config.log_every + 1) * self.config.log_every
         if self.next_checkpoint is not None and step >= self.next_checkpoint:
             self.save(step)
@@ -84,15 +84,20 @@ class TrainingHooks:
         self.stop_signal = signum
 
 
-def build_agent(agent_config: Any, observation_space: Any, action_space: Any, device: Any, seed: int) -> Any:
-    """Instantiate the registered agent named by `agent_config.name`."""
+def agent_class(name: str) -> type:
+    """The Agent subclass registered under `name`."""
     from embodied.agents import REGISTRY
     from embodied.config import load_object
 
-    spec = REGISTRY.get(agent_config.name)
+    spec = REGISTRY.get(name)
     if spec is None:
-        raise ConfigError(f"unknown agent '{agent_config.name}'; registered: {', '.join(REGISTRY)}")
-    return load_object(spec.agent)(agent_config, observation_space, action_space, device, seed)
+        raise ConfigError(f"unknown agent '{name}'; registered: {', '.join(REGISTRY)}")
+    return load_object(spec.agent)
+
+
+def build_agent(agent_config: Any, observation_space: Any, action_space: Any, device: Any, seed: int) -> Any:
+    """Instantiate the registered agent named by `agent_config.name`."""
+    return agent_class(agent_config.name)(agent_config, observation_space, action_space, device, seed)
 
 
 def train(cfg: DictConfig) -> Path:
@@ -106,7 +111,6 @@ def train(cfg: DictConfig) -> Path:
     from embodied.cli import to_dataclass
     from embodied.envs.factory import EnvFactory
     from embodied.evaluation import episodes_as_dicts, run_episodes, summarize
-    from embodied.imitation import ImitationConfig
     from embodied.metrics import MetricLogger
     from embodied.run_info import git_commit, versions, write_json
     from embodied.seeding import resolve_device, seed_everything
@@ -116,7 +120,7 @@ def train(cfg: DictConfig) -> Path:
     config = to_dataclass(cfg)
     hydra_cfg = HydraConfig.get()
     experiment = hydra_cfg.runtime.choices.get("experiment", "custom")
-    if not isinstance(config.agent, ImitationConfig):  # under torchrun only dataset-trained policies train
+    if not agent_class(config.agent.name).multi_process:  # under torchrun only agents that declare it train
         distributed.require_single_process(config.agent.name)
     device = distributed.setup(resolve_device(config.device))  # under torchrun: join the process group
     main = distributed.is_main()  # rank 0 writes the run; other ranks only train (see embodied.distributed)
@@ -143,8 +147,7 @@ def train(cfg: DictConfig) -> Path:
     death_causes = tuple(probe.metadata.get("death_causes", ()))
     probe.close()
     agent = build_agent(config.agent, observation_space, action_space, device, config.seed)
-    if hasattr(agent, "include_replay_buffer"):
-        agent.include_replay_buffer = config.checkpoint.replay_buffer
+    agent.include_replay_buffer = config.checkpoint.replay_buffer
     start_step = 0
     # a re-launched sweep (embodied.sweep) continues its unfinished jobs from their last checkpoint
     resume = config.resume or (hydra_cfg.mode == RunMode.MULTIRUN and (run_dir / "checkpoints" / "last").exists())
@@ -178,7 +181,7 @@ def train(cfg: DictConfig) -> Path:
             sys.exit(128 + hooks.stop_signal)
         return run_dir
     step = agent.num_steps
-    hooks.log(step, agent.training_metrics() if hasattr(agent, "training_metrics") else {})
+    hooks.log(step, agent.training_metrics())
     checkpoint = hooks.save(step)
     summary: dict[str, Any] = {
         "status": "complete" if hooks.stop_signal is None else "interrupted",
@@ -191,6 +194,7 @@ def train(cfg: DictConfig) -> Path:
         "torch_threads": torch.get_num_threads(),
         "steps": step,
         "total_steps": config.total_steps,
+        "step_unit": agent.step_unit,  # what total_steps counts for this agent
         "resumed_from_step": start_step if resume else None,
         "train_wall_time_s": round(time.time() - started, 2),
         "checkpoint": str(checkpoint.relative_to(run_dir)),
@@ -211,9 +215,7 @@ def train(cfg: DictConfig) -> Path:
 
     # --- evaluate with video ----------------------------------------------------------
     eval_metrics: dict[str, float] = {}
-    final_metrics = dict(
-        getattr(agent, "final_metrics", {})
-    )  # what an agent measures once, after training (e.g. a probe)
+    final_metrics = dict(agent.final_metrics)  # what an agent measures once, after training (e.g. a probe)
     if config.eval.episodes > 0:
         env = factory.make(render_mode="rgb_array" if config.eval.video else None)
         results = run_episodes(
@@ -230,10 +232,7 @@ def train(cfg: DictConfig) -> Path:
         eval_metrics = summarize(results, death_causes=death_causes)
         summary["eval_episodes"] = episodes_as_dicts(results)
         summary["videos"] = [str(Path(r.video).relative_to(run_dir)) for r in results if r.video]
-    if hasattr(
-        agent, "final_report"
-    ):  # what an agent measures with envs after training (e.g. SLIM's skills and planner)
-        final_metrics.update(agent.final_report(factory, run_dir))
+    final_metrics.update(agent.final_report(factory, run_dir))  # e.g. SLIM's skills and planner
     if final_metrics or eval_metrics:
         logger.log(step, {**final_metrics, **eval_metrics})
     logger.close()
