@@ -319,9 +319,8 @@ def table(results: dict[str, Any]) -> str:
             for e in results["benchmarks"]
             if e["name"] in rerun["jobs"] and e.get("rerun_of_failure")
         )
-        lines[0] += (
-            f" Re-run with `{rerun['command']}` on {rerun['date'][:16].replace('T', ' ')} UTC after failing: {errors}."
-        )
+        when = f" Re-run with `{rerun['command']}` on {rerun['date'][:16].replace('T', ' ')} UTC"
+        lines[0] += f"{when} after failing: {errors}." if errors else f"{when}: {', '.join(rerun['jobs'])}."
     by_benchmark: dict[str, list[dict[str, Any]]] = {}
     for entry in results["benchmarks"]:
         by_benchmark.setdefault(entry["benchmark"], []).append(entry)
@@ -471,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="re-run only the jobs that failed in --results (same budget) and record that they were re-run",
     )
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="re-run the --only jobs (same budget) and keep every other entry of --results, recording the re-run",
+    )
     parser.add_argument("--inject-failure", choices=("error", "timeout"), help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
     raw_argv = argv if argv is not None else sys.argv[1:]
@@ -499,13 +503,15 @@ def main(argv: list[str] | None = None) -> int:
 
     jobs = plan(args.budget, only, agents, args.inject_failure)
     previous: dict[str, Any] | None = None
-    if args.rerun_failed:
+    if args.rerun_failed or args.update:
+        flag = "--rerun-failed" if args.rerun_failed else "--update"
         previous = json.loads(args.results.read_text()) if args.results.exists() else None
         if previous is None or previous.get("budget") != args.budget:
-            parser.error(f"--rerun-failed needs {args.results} from a --budget {args.budget} run")
-        jobs = [job for job in jobs if job.name in previous["failed"]]
+            parser.error(f"{flag} needs {args.results} from a --budget {args.budget} run")
+        if args.rerun_failed:
+            jobs = [job for job in jobs if job.name in previous["failed"]]
         if not jobs:
-            parser.error(f"--rerun-failed: no job of this selection failed in {args.results}")
+            parser.error(f"{flag}: no job of this selection {'failed ' if args.rerun_failed else ''}in {args.results}")
     started, date = time.perf_counter(), datetime.now(timezone.utc).isoformat(timespec="seconds")
     info = machine()
     entries = []
@@ -518,7 +524,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if previous is not None:  # keep the earlier run's entries; the re-run ones replace theirs, marked as such
         rerun = {e["name"]: {**e, "rerun_of_failure": previous_error(previous, e["name"])} for e in entries}
-        entries = [rerun.get(e["name"], e) for e in previous["benchmarks"]]
+        known = {e["name"] for e in previous["benchmarks"]}
+        entries = [rerun.get(e["name"], e) for e in previous["benchmarks"]] + [
+            e for n, e in rerun.items() if n not in known
+        ]
     failed = [e["name"] for e in entries if e["status"] != "ok"]
     command = "python " + shlex.join(["benchmarks/run_all.py", *raw_argv])
     if previous is not None:

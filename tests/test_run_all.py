@@ -143,6 +143,17 @@ def test_suite_writes_results_and_table_and_reports_failures(tmp_path: Path) -> 
     assert rerun["rerun_of_failure"].startswith("exit status 1: error: injected failure")
     assert "Re-run with `python benchmarks/run_all.py" in readme.read_text()
 
+    # --update re-runs the named jobs, whatever their status, and keeps every other entry.
+    proc = run_suite(tmp_path, "--budget", "tiny", "--only", "sandbox", "--results", str(results), "--readme",
+                     str(readme), "--work", str(tmp_path / "work"), "--update")  # fmt: skip
+    updated = json.loads(results.read_text())
+    assert [e["name"] for e in updated["benchmarks"]] == [e["name"] for e in again["benchmarks"]]
+    assert [e for e in updated["benchmarks"] if e["name"] != "sandbox"] == [
+        e for e in again["benchmarks"] if e["name"] != "sandbox"
+    ]
+    assert updated["reruns"][-1]["jobs"] == ["sandbox"] and "--update" in updated["reruns"][-1]["command"]
+    assert "UTC: sandbox." in readme.read_text()
+
 
 def test_a_hanging_job_is_killed_and_recorded_as_failed(tmp_path: Path) -> None:
     job = run_all.Job("hangs", "injected", ["-c", "import time; time.sleep(60)"], timeout_s=1)

@@ -58,8 +58,7 @@ lit observation (step 2 with the default cue_steps=3): a 16-observation history 
 holds the cue then; the current observation alone does not.
 
 Speed (2-core CPU shared with other work, MuJoCo 3.3.0, MUJOCO_GL=osmesa; measured with
-`python -c "import embodied; from embodied.envs.manipulation.memory_pick_place import
-_benchmark; _benchmark()"`: 2000 random-action steps after 200 warm-up steps, a reset
+`python benchmarks/scene_speed.py --env memory_pick_place`: 2000 random-action steps after 200 warm-up steps, a reset
 every 80, then 200 images per size): 8300-9200 env steps/s in state mode (~7500/s with
 the expert's actions, grasp contacts included; the expert costs ~30 us a call); one
 `front` camera image (scene update + render + read-back) ~0.9-1.0 ms at 64x64 and
@@ -68,7 +67,6 @@ the expert's actions, grasp contacts included; the expert costs ~30 us a call); 
 
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -390,29 +388,3 @@ def register(max_episode_steps: int = 80) -> list[str]:
         max_episode_steps=max_episode_steps,
     )
     return [ENV_ID]
-
-
-def _benchmark(steps: int = 2000, frames: int = 200) -> None:
-    """Print env steps/s in state mode and the time of one 64x64 and one 256x256 front image."""
-    env = MemoryPickPlaceEnv()
-    env.reset(seed=0)
-    actions = np.random.default_rng(0).uniform(-1, 1, size=(steps, 4)).astype(np.float32)
-    for action in actions[:200]:
-        env.step(action)
-    start = time.perf_counter()
-    for i, action in enumerate(actions):
-        env.step(action)
-        if (i + 1) % 80 == 0:
-            env.reset()
-    print(
-        f"state mode: {steps / (time.perf_counter() - start):.0f} steps/s ({steps} random-action steps, reset every 80)"
-    )
-    for size in ((64, 64), (256, 256)):
-        env.camera_image("front", size)  # warm-up: creates the GL context
-        start = time.perf_counter()
-        for _ in range(frames):
-            env.camera_image("front", size)
-        print(
-            f"front camera {size[0]}x{size[1]}: {1000 * (time.perf_counter() - start) / frames:.2f} ms per image ({frames} images)"
-        )
-    env.close()

@@ -70,8 +70,7 @@ distance is below SUCCESS_DISTANCE = 0.05 m. `info` (from `reset` and every step
 per-episode means.
 
 Speed (2-core CPU shared with other work, MuJoCo 3.3.0, MUJOCO_GL=osmesa; measured with
-`python -c "import embodied; from embodied.envs.manipulation.tabletop import
-_benchmark; _benchmark()"`: 2000 random-action steps after 200 warm-up steps, a reset
+`python benchmarks/scene_speed.py --env tabletop`: 2000 random-action steps after 200 warm-up steps, a reset
 every 50, then 2000 steps of a crude scripted pusher that goes behind the cube and pushes it
 toward the goal, then
 200 images per size): 7400-7700 env steps/s with random actions in state mode and
@@ -82,7 +81,6 @@ image (scene update + render + read-back) ~1.7-1.9 ms at 64x64 and ~2.6-2.8 ms a
 
 from __future__ import annotations
 
-import time
 from typing import Any, Sequence
 
 import gymnasium as gym
@@ -442,61 +440,3 @@ def register(max_episode_steps: int = 50) -> list[str]:
         id=ENV_ID, entry_point="embodied.envs.manipulation.tabletop:TabletopEnv", max_episode_steps=max_episode_steps
     )
     return [ENV_ID]
-
-
-def _pusher_action(env: TabletopEnv, rng: np.random.Generator) -> np.ndarray:
-    """A crude pusher for benchmarking with contacts: go behind the cube (as seen from the
-    goal), low, then push it toward the goal, with a little noise."""
-    hand, cube = env.hand_pos, env.object_pos
-    direction = env.goal - cube[:2]
-    direction /= max(np.linalg.norm(direction), 1e-6)
-    behind = cube[:2] - (CUBE_HALF + FINGER_RADIUS + 0.01) * direction
-    if np.linalg.norm(hand[:2] - behind) > 0.02 and np.dot(hand[:2] - cube[:2], direction) > -CUBE_HALF:
-        goal = np.array([*behind, 0.06])  # go around, above the cube
-    elif np.linalg.norm(hand[:2] - behind) > 0.02:
-        goal = np.array([*behind, 0.012])
-    else:
-        goal = np.array([*(cube[:2] + 0.05 * direction), 0.012])
-    move = (goal - env.hand_target) / MAX_STEP + rng.normal(0.0, 0.1, size=3)
-    return np.clip(move, -1.0, 1.0).astype(np.float32)
-
-
-def _benchmark(steps: int = 2000, frames: int = 200) -> None:
-    """Print env steps/s in state mode (random actions; a pusher in contact with the
-    cube) and the time of one 64x64 and one 256x256 front image."""
-    env = TabletopEnv()
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
-    actions = rng.uniform(-1, 1, size=(steps, 3)).astype(np.float32)
-    for action in actions[:200]:
-        env.step(action)
-    start = time.perf_counter()
-    for i, action in enumerate(actions):
-        env.step(action)
-        if (i + 1) % 50 == 0:
-            env.reset()
-    print(
-        f"state mode: {steps / (time.perf_counter() - start):.0f} steps/s ({steps} random-action steps, reset every 50)"
-    )
-    env.reset(seed=1)
-    elapsed, contacts = 0.0, 0
-    for i in range(steps):
-        action = _pusher_action(env, rng)
-        start = time.perf_counter()
-        info = env.step(action)[4]
-        if (i + 1) % 50 == 0:
-            env.reset()
-        elapsed += time.perf_counter() - start
-        contacts += info["contact"]
-    print(
-        f"state mode, pusher: {steps / elapsed:.0f} steps/s (finger on the cube in {100 * contacts / steps:.0f}% of the steps)"
-    )
-    for size in ((64, 64), (256, 256)):
-        env.camera_image("front", size)  # warm-up: creates the GL context
-        start = time.perf_counter()
-        for _ in range(frames):
-            env.camera_image("front", size)
-        print(
-            f"front camera {size[0]}x{size[1]}: {1000 * (time.perf_counter() - start) / frames:.2f} ms per image ({frames} images)"
-        )
-    env.close()
