@@ -22,11 +22,14 @@ setup: system-deps $(STAMP)
 train: setup
 	$(VENV)/bin/embodied-train $(ARGS)
 
+# one pytest-xdist worker per core, a test file per worker (its module fixtures stay in one process)
+PYTEST := $(PY) -m pytest -q -n auto --dist loadfile
+
 test: setup
-	$(PY) -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
 
 test-all: setup
-	$(PY) -m pytest -q -m "" $(ARGS)
+	$(PYTEST) -m "" $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .
