@@ -33,7 +33,7 @@ def reward_source(config: RewardConfig, task: str | None) -> str | None:
     if config.kind == "sparse":
         return None
     if config.kind == "handwritten":
-        from embodied.agents.auto_mc_reward.rewards import handwritten_path
+        from embodied.envs.minecraft.rewards import handwritten_path
 
         if task is None:
             raise ConfigError("reward=handwritten needs an env with a task (the Crafter envs)")

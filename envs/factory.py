@@ -47,3 +47,30 @@ class EnvFactory:
         env = make(self.config.id, **kwargs)
         env.action_space.seed(self.seed + rank)
         return EpisodeStatistics(env) if wrap_stats else env
+
+    def make_vec(self) -> Any:
+        """The training vector env (an SB3 `VecEnv`): in-process, or sharded over worker processes
+        (`env.vectorization`), seeded, with the configured reward code (`reward=`) applied to all envs.
+
+        With reward code, `reward_sandbox` records the isolation its sandbox got (for summary.json).
+        """
+        import os
+
+        from stable_baselines3.common.vec_env import DummyVecEnv
+
+        from embodied.errors import ConfigError
+        from embodied.reward_code import CodeRewardVecEnv, wrap_reward
+        from embodied.vec_env import ShardedVecEnv
+
+        fns = [lambda rank=rank: self.make(rank) for rank in range(self.num_envs)]
+        if self.config.vectorization == "async" and len(fns) > 1:
+            vec: Any = ShardedVecEnv(fns, workers=self.config.workers or min(len(fns), os.cpu_count() or 1))
+        elif self.config.vectorization in ("sync", "async"):
+            vec = DummyVecEnv(fns)
+        else:
+            raise ConfigError(f"env.vectorization must be sync or async, got '{self.config.vectorization}'")
+        vec.seed(self.seed)
+        vec = wrap_reward(vec, self.reward, getattr(self.config, "task", None))
+        if isinstance(vec, CodeRewardVecEnv):
+            self.reward_sandbox = vec.reward_sandbox
+        return vec

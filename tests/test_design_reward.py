@@ -15,7 +15,7 @@ from embodied.agents.auto_mc_reward.critic import extract_code, extract_json
 from helpers import assert_one_line_error, run_cli
 from llm_double import ScriptedChatServer
 
-GOOD = (Path(__file__).parent.parent / "agents" / "auto_mc_reward" / "rewards" / "collect_wood.py").read_text()
+GOOD = (Path(__file__).parent.parent / "envs" / "minecraft" / "rewards" / "collect_wood.py").read_text()
 BAD = """def reward(view, memory):
     # Thoughts: reward wood, but this divides by zero after a few steps.
     wood = view["inventory"]["wood"]

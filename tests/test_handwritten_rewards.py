@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from embodied.agents.auto_mc_reward.rewards import HANDWRITTEN, handwritten_path
+from embodied.envs.minecraft.rewards import HANDWRITTEN, handwritten_path
 from embodied.errors import ConfigError
 from embodied.sandbox import check_source
 

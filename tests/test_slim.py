@@ -209,9 +209,8 @@ def test_skills_are_fixed_within_an_episode_and_redrawn_at_its_end() -> None:
     factory = tabletop_factory(num_envs=2, cap=10)
     env = factory.make()
     agent = SLIMAgent(SLIMConfig(name="slim", **SMALL), env.observation_space, env.action_space, torch.device("cpu"))
-    from embodied.agents.sb3.agent import SB3Agent
 
-    vec = SB3Agent.make_vec_env(factory)
+    vec = factory.make_vec()
     obs = vec.reset()
     rollout, *_ = agent.collect(vec, obs, agent.prior.sample(agent.rng, 2), 25, _Hooks())
     vec.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from embodied.agent import Agent, TrainHooks
 from embodied.agents.sb3.config import PPOConfig, SACConfig, SB3Config
 from embodied.errors import CheckpointError, ConfigError
-from embodied.reward_code import CodeRewardVecEnv, wrap_reward
 from embodied.tensor_state import load_state, save_state
-from embodied.vec_env import ShardedVecEnv
 
 _ALGOS: dict[str, type[BaseAlgorithm]] = {"sac": SAC, "ppo": PPO}
 _ACTIVATIONS = {"relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}
@@ -119,29 +116,9 @@ class SB3Agent(Agent):
         self.model = _ALGOS[self.algo](policy, env, **common, **algo)
         self._build_info = {"n_envs": env.num_envs, "buffer_size": buffer_size}
 
-    @staticmethod
-    def make_vec_env(env_factory: Any) -> VecEnv:
-        """SB3 vector env over `env_factory.make(rank)`: in-process, or sharded over worker processes.
-
-        With reward code, the factory's `reward_sandbox` records the sandbox's isolation (for summary.json).
-        """
-        fns = [lambda rank=rank: env_factory.make(rank) for rank in range(env_factory.num_envs)]
-        if env_factory.config.vectorization == "async" and len(fns) > 1:
-            workers = env_factory.config.workers or min(len(fns), os.cpu_count() or 1)
-            vec: VecEnv = ShardedVecEnv(fns, workers=workers)
-        elif env_factory.config.vectorization in ("sync", "async"):
-            vec = DummyVecEnv(fns)
-        else:
-            raise ConfigError(f"env.vectorization must be sync or async, got '{env_factory.config.vectorization}'")
-        vec.seed(env_factory.seed)
-        vec = wrap_reward(vec, getattr(env_factory, "reward", None), getattr(env_factory.config, "task", None))
-        if isinstance(vec, CodeRewardVecEnv):
-            env_factory.reward_sandbox = vec.reward_sandbox
-        return vec
-
     # --- Agent API -----------------------------------------------------------------
     def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:
-        vec = self.make_vec_env(env)
+        vec = env.make_vec()
         if self.model is None:
             self._build(vec, buffer_size=max(1, min(getattr(self.config, "buffer_size", 1), total_steps)))
         else:

@@ -130,9 +130,7 @@ class SLIMAgent(Agent):
 
     # --- training ----------------------------------------------------------------------
     def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:
-        from embodied.agents.sb3.agent import SB3Agent
-
-        vec = SB3Agent.make_vec_env(env)
+        vec = env.make_vec()
         try:
             obs = vec.reset()
             skills = self.prior.sample(self.rng, vec.num_envs)
