@@ -22,6 +22,21 @@ TINY = [
 ]
 
 
+# a PPO run on Crafter small enough for the design-loop tests (an iteration's training)
+TINY_TRAIN = [
+    "total_steps=128",
+    "env.num_envs=2",
+    "agent.n_steps=64",
+    "agent.batch_size=64",
+    "agent.n_epochs=1",
+    "agent.net_arch=[32]",
+    "env.max_episode_steps=40",
+    "eval.episodes=1",
+    "eval.video=false",
+    "log_every=64",
+]
+
+
 def run_cli(
     module: str, *args: str, timeout: float = 300, check: bool = False, **kwargs
 ) -> subprocess.CompletedProcess:

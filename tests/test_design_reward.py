@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from embodied.agents.auto_mc_reward.critic import extract_code, extract_json
-from helpers import assert_one_line_error, run_cli
+from helpers import TINY_TRAIN, assert_one_line_error, run_cli
 from llm_double import ScriptedChatServer
 
 GOOD = (Path(__file__).parent.parent / "envs" / "minecraft" / "rewards" / "collect_wood.py").read_text()
@@ -121,20 +121,6 @@ def test_extracting_code_and_reviews() -> None:
     assert extract_code("no code here") is None
     assert extract_json('sure ```json\n{"verdict": "pass"}\n```') == {"verdict": "pass"}
     assert extract_json("not json {") is None
-
-
-TINY_TRAIN = [
-    "total_steps=128",
-    "env.num_envs=2",
-    "agent.n_steps=64",
-    "agent.batch_size=64",
-    "agent.n_epochs=1",
-    "agent.net_arch=[32]",
-    "env.max_episode_steps=40",
-    "eval.episodes=1",
-    "eval.video=false",
-    "log_every=64",
-]
 
 
 def test_handwritten_reward_trains_and_logs_its_components(tmp_path: Path) -> None:

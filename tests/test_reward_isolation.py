@@ -19,25 +19,13 @@ from embodied.config import RewardConfig
 from embodied.errors import ConfigError
 from embodied.reward_code import isolation_warning, reward_source
 from embodied.sandbox.sandbox import MAX_MESSAGE, MAX_NAMES
-from helpers import assert_one_line_error, run_cli
+from helpers import TINY_TRAIN, assert_one_line_error, run_cli
 from llm_double import ScriptedChatServer
 
 DEEP = "f = " + "lambda: " * 3000 + "1"
 HUGE = (
     "def reward(view, memory):\n" + "    x = 1\n" * 1_250_000 + "    return 0.0, {'sparse': 0.0, 'dense': 0.0}\n"
 )  # 12.5 MB
-TINY_TRAIN = [
-    "total_steps=128",
-    "env.num_envs=2",
-    "agent.n_steps=64",
-    "agent.batch_size=64",
-    "agent.n_epochs=1",
-    "agent.net_arch=[32]",
-    "env.max_episode_steps=40",
-    "eval.episodes=1",
-    "eval.video=false",
-    "log_every=64",
-]
 PYTHON_ONLY = "reward code runs with Python-level isolation only (reward.isolation=python)"
 
 
