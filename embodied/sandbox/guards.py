@@ -83,7 +83,7 @@ SAFE_BUILTINS = (
 )
 HARMLESS_EVENTS = frozenset({"builtins.id"})  # numpy's repr calls id()
 MAX_COMPONENTS, MAX_NAME = 64, 100  # keep a reply small whatever the reward returns
-_NUMBERS, _STR, _PAIR = frozenset({float, int}), frozenset({str}), (tuple, list)
+_NUMBERS, _PAIR = frozenset({float, int}), (tuple, list)
 _short = reprlib.Repr()
 _short.maxstring = _short.maxother = 60
 

@@ -28,6 +28,7 @@ import math
 import mmap
 import os
 import pickle
+import resource
 import select
 import shutil
 import signal
@@ -45,6 +46,7 @@ import numpy as np
 
 from embodied.errors import EmbodiedError
 from embodied.sandbox.checks import KINDS, RewardError, check_source, view_keys
+from embodied.sandbox.guards import MAX_COMPONENTS, MAX_NAME
 
 WORKER = Path(__file__).with_name("worker.py")
 STARTUP_S = 30.0  # interpreter start, numpy import and lock-down, before the reward's own timeout applies
@@ -52,7 +54,7 @@ EXIT_MEMORY, PAGE = 3, 24  # worker.EXIT_MEMORY, worker.PAGE
 LINE_WAIT_S = 0.2  # how long a timed-out call may take to report its line before the worker is killed
 FATAL = frozenset({"timeout", "memory", "cpu", "crashed", "protocol", "forbidden"})
 ISOLATIONS = ("kernel", "python")
-MAX_NAMES, MAX_NAME, MAX_COMPONENTS = 64, 100, 64
+MAX_NAMES = 64  # distinct component names over a sandbox's life (per reply: guards.MAX_COMPONENTS, MAX_NAME)
 MAX_MESSAGE = 500  # characters of any text from the worker that is kept (error messages, stderr lines)
 STDERR_CAP = 64 * 1024
 REPLY_BASE, REPLY_PER_VIEW = 64 * 1024, 8 * (MAX_COMPONENTS + 1) + 16
@@ -241,6 +243,11 @@ class RewardSandbox:
                     os.close(fd)
         self._req, self._resp, self._err = req_w, resp_r, err_r
         self._err_head, self._err_tail, self._err_dropped, self._err_open = bytearray(), bytearray(), False, True
+        self._pollers = {fd: select.poll() for fd in (resp_r, req_w)}  # waiting for a reply / for room to write
+        self._pollers[resp_r].register(resp_r, select.POLLIN)
+        self._pollers[req_w].register(req_w, select.POLLOUT)
+        for poller in self._pollers.values():
+            poller.register(err_r, select.POLLIN)
         self._finalizer = weakref.finalize(self, _stop, self._proc, [req_w, resp_r, err_r], self._progress, workdir)
         self._cpu_armed_at = -math.inf
         init = {
@@ -300,7 +307,7 @@ class RewardSandbox:
             return
         soft = math.ceil(used + self._cpu_s)
         try:
-            resource_prlimit(self._proc.pid, soft)
+            resource.prlimit(self._proc.pid, resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
             self._cpu_armed_at = now
         except (OSError, ValueError):
             pass
@@ -367,10 +374,7 @@ class RewardSandbox:
         A reply already waiting counts whatever the clock says: a pause in this process (a
         full GC, descheduling) must not be blamed on the reward.
         """
-        poller = select.poll()
-        poller.register(fd, event)
-        if self._err_open:
-            poller.register(self._err, select.POLLIN)
+        poller = self._pollers[fd]
         while True:
             remaining = deadline - time.monotonic()
             ready = poller.poll(max(remaining, 0) * 1e3)
@@ -378,8 +382,6 @@ class RewardSandbox:
                 return
             if ready and self._err_open:
                 self._drain_stderr()
-                if not self._err_open:
-                    poller.unregister(self._err)
             if remaining <= 0:
                 index = _index(self._progress)
                 self._fail(views, "timeout", f"{what[0]} took longer than {what[1]:g} s", self._hung_line(), index)
@@ -391,8 +393,10 @@ class RewardSandbox:
             chunk = os.read(self._err, 1 << 16)
         except (BlockingIOError, OSError):
             return
-        if not chunk:
+        if not chunk:  # the worker closed stderr: stop polling it
             self._err_open = False
+            for poller in self._pollers.values():
+                poller.unregister(self._err)
             return
         room = STDERR_CAP // 2 - len(self._err_head)
         self._err_head += chunk[: max(room, 0)]
@@ -562,9 +566,3 @@ def _cpu_seconds(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
-
-
-def resource_prlimit(pid: int, soft: int) -> None:
-    import resource
-
-    resource.prlimit(pid, resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))

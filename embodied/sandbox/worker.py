@@ -125,7 +125,7 @@ def _warm_up(np: Any) -> None:
         "cumsum",
         "round",
         "tolist",
-        "item" if a.size == 1 else "copy",
+        "copy",
     ):
         getattr(a, method)()
     a.clip(0, 1)
