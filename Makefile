@@ -13,7 +13,7 @@ system-deps:
 $(STAMP): pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip wheel setuptools >/dev/null
-	$(PY) -m pip install -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,llm]'
 	@$(PY) -c "import embodied.rendering as r; r.check_rendering_or_warn()"
 	touch $(STAMP)
 

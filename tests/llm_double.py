@@ -13,6 +13,7 @@ Each chat request pops its replies from the front of the script:
   * a callable gets the request body (dict) and returns the text (e.g. to answer
     by role or by prompt content when driving a whole design loop);
   * `SlowReply(seconds, reply)` waits before answering (to provoke client timeouts);
+  * `CutReply(text)` answers `text` with finish_reason "length" (cut off at max_tokens);
   * `ErrorReply(status, ...)` fails the whole request with that HTTP status.
 A request for n completions pops n replies (an `ErrorReply` at the front fails the
 request instead). When the script runs dry, `default` answers (str or callable);
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable, Optional, Union
 
-Reply = Union[str, Callable[[dict], str], "SlowReply", "ErrorReply"]
+Reply = Union[str, Callable[[dict], str], "SlowReply", "ErrorReply", "CutReply"]
 
 
 @dataclass
@@ -40,6 +41,13 @@ class ErrorReply:
     message: str = "scripted error"
     retry_after: Optional[str] = None
     """Value of the Retry-After header, if any (seconds as a string)."""
+
+
+@dataclass
+class CutReply:
+    """Answer with `text` and finish_reason "length", as a server does when max_tokens cuts the answer off."""
+
+    text: str
 
 
 @dataclass
@@ -194,16 +202,18 @@ class _Handler(BaseHTTPRequestHandler):
         replies = self.double._take(n)
         if isinstance(replies, ErrorReply):
             return self._error(replies)
-        texts = []
+        texts, reasons = [], []
         for reply in replies:
             if isinstance(reply, SlowReply):
                 if self.double._stop.wait(reply.seconds):
                     return
                 reply = reply.reply
+            reasons.append("length" if isinstance(reply, CutReply) else "stop")
+            reply = reply.text if isinstance(reply, CutReply) else reply
             texts.append(reply(body) if callable(reply) else str(reply))
         choices = [
-            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
-            for i, t in enumerate(texts)
+            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": reason}
+            for i, (t, reason) in enumerate(zip(texts, reasons))
         ]
         if self.double.reverse_choices:
             choices.reverse()

@@ -11,7 +11,7 @@ import pytest
 
 from embodied.errors import ConfigError, EmbodiedError
 from embodied.llm import ChatClient, LLMConfig, LLMError, request_key
-from llm_double import ErrorReply, ScriptedChatServer, SlowReply
+from llm_double import CutReply, ErrorReply, ScriptedChatServer, SlowReply
 
 MESSAGES = [
     {"role": "system", "content": "You design reward functions."},
@@ -126,7 +126,7 @@ def test_replay_of_unrecorded_request_is_one_line_error(tmp_path):
     client.chat(MESSAGES)
     with pytest.raises(LLMError) as err:
         client.chat(MESSAGES, tag="designer/iter2")
-    key = request_key({"model": "scripted-model", "messages": MESSAGES, "temperature": 0.7, "n": 1})
+    key = request_key({"model": "scripted-model", "messages": MESSAGES, "temperature": 0.7, "n": 1, "max_tokens": 1024})
     text = one_line(err)
     assert f"no recorded response for request {key[:12]} (#1, tag 'designer/iter2')" in text
     assert "llm.mode=record" in text
@@ -139,7 +139,7 @@ def test_replay_check_needs_a_recorded_store(tmp_path):
 
 
 def test_stored_response_without_choices_is_an_error(tmp_path):
-    body = {"model": "scripted-model", "messages": MESSAGES, "temperature": 0.7, "n": 1}
+    body = {"model": "scripted-model", "messages": MESSAGES, "temperature": 0.7, "n": 1, "max_tokens": 1024}
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / f"{request_key(body)}-0.json").write_text(
         json.dumps({"request": body, "response": {"error": "x"}})
@@ -253,17 +253,32 @@ def test_unreachable_endpoint_is_one_line_naming_the_url(tmp_path):
     assert client.stats["retries"] == 2
 
 
-def test_slow_reply_times_out_and_is_retried(tmp_path):
-    with ScriptedChatServer([SlowReply(3.0, "too late"), "in time"]) as server:
-        client = make_client(server, tmp_path, timeout_s=0.3, retries=1)
-        assert client.chat(MESSAGES) == ["in time"]
-        server.add(SlowReply(3.0), SlowReply(3.0))
+def test_a_timed_out_request_is_not_sent_again(tmp_path):
+    """The server may still be generating the first copy: a retry would only queue a second one."""
+    with ScriptedChatServer([SlowReply(3.0, "too late"), "never asked"]) as server:
+        client = make_client(server, tmp_path, timeout_s=0.3, retries=3)
         start = time.monotonic()
         with pytest.raises(LLMError) as err:
             client.chat(MESSAGES)
         assert time.monotonic() - start < 2.5
-    assert "no reply within 0.3 s" in one_line(err) and "2 attempts" in str(err.value)
-    assert len(server.chat_bodies) == 4
+        assert len(server.chat_bodies) == 1
+    message = one_line(err)
+    assert "within llm.timeout_s=0.3 s" in message and "not retried" in message and "llm.max_tokens" in message
+
+
+def test_cut_off_answer_reports_length_and_seed_is_sent_and_keyed(tmp_path):
+    with ScriptedChatServer([CutReply("def reward(view"), "b", "a again"]) as server:
+        client = make_client(server, tmp_path, max_tokens=16, mode="record")
+        (first,) = client.complete(MESSAGES, seed=7)
+        assert first.cut_off and first.text == "def reward(view"
+        assert client.chat(MESSAGES, seed=8) == ["b"]
+        assert [body.get("seed") for body in server.chat_bodies] == [7, 8]
+        assert server.chat_bodies[0]["max_tokens"] == 16
+        # a recording client resumed on the same store answers what it already asked from the store
+        again = make_client(server, tmp_path, max_tokens=16, mode="record")
+        assert again.complete(MESSAGES, seed=7)[0].cut_off
+        assert again.chat(MESSAGES, seed=8) == ["b"] and len(server.chat_bodies) == 2
+        assert again.stats["cache_hits"] == 2
 
 
 def test_retry_after_header_is_honoured(tmp_path):

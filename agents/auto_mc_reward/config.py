@@ -19,8 +19,20 @@ class DesignTrainConfig:
     total_steps: int = 100_000
     """PPO budget per iteration."""
     seed: int = 0
+    jobs: int = 1
+    """Candidates trained at once (each an embodied-train process with one torch thread)."""
     overrides: list[str] = field(default_factory=list)
     """Extra embodied-train overrides, e.g. [eval.episodes=20, env.num_envs=4]."""
+
+
+@dataclass
+class PromptConfig:
+    """What the Designer's prompt adds to the paper's six parts (their effect: benchmarks/prompt_acceptance.py)."""
+
+    example_view: bool = True
+    """Show a real view (JSON) from a recorded episode beside the key descriptions."""
+    worked_example: bool = True
+    """Show the hand-written reward of a *different* task as an example of the format."""
 
 
 @dataclass
@@ -31,8 +43,10 @@ class DesignConfig:
     """CollectWood, EatCow or DiamondLava (Survival has no single goal to shape)."""
     iterations: int = 3
     """Design -> critique -> train -> analyse rounds; fitness is the task's success rate."""
+    samples: int = 2
+    """Candidate designs drawn per iteration (Eureka's K); every accepted one is trained, the fittest kept."""
     revisions: int = 3
-    """Critic -> Designer revisions per round before the round fails."""
+    """Critic -> Designer revisions per candidate before it is given up."""
     view_episodes: int = 4
     """Random-policy episodes whose views the Critic executes each design on."""
     view_seed: int = 0
@@ -47,7 +61,10 @@ class DesignConfig:
     python where the kernel refuses seccomp (Python-level layers only; warned in the log and summary.json)."""
     run_dir: Optional[str] = None
     """Output folder; None: runs/<date>/<time>_design_<task>."""
+    resume: bool = False
+    """Continue the run in run_dir from its first unfinished iteration (stored LLM answers are reused)."""
     train: DesignTrainConfig = field(default_factory=DesignTrainConfig)
+    prompt: PromptConfig = field(default_factory=PromptConfig)
     llm: LLMConfig = field(default_factory=LLMConfig)
 
     def __post_init__(self) -> None:
@@ -58,5 +75,9 @@ class DesignConfig:
             raise ConfigError(
                 f"task '{self.task}' has no goal to design a reward for; use CollectWood, EatCow or DiamondLava"
             )
-        if self.iterations < 1 or self.revisions < 0 or self.view_episodes < 1:
-            raise ConfigError("iterations and view_episodes must be >= 1 and revisions >= 0")
+        if self.iterations < 1 or self.samples < 1 or self.revisions < 0 or self.view_episodes < 1:
+            raise ConfigError("iterations, samples and view_episodes must be >= 1 and revisions >= 0")
+        if self.train.jobs < 1:
+            raise ConfigError(f"train.jobs must be >= 1, got {self.train.jobs}")
+        if self.resume and not self.run_dir:
+            raise ConfigError("resume=true needs run_dir=<the design run to continue>")

@@ -23,6 +23,7 @@ from embodied.sandbox.sandbox import MAX_MESSAGE, MAX_NAMES
 _CODE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _JSON = re.compile(r"```(?:json)?\s*\n(\{.*?\})\s*```", re.DOTALL)
 _CHUNK = 64
+LAVA_NEAR = 1.5  # cells: lava this close can be walked into next step
 MAX_VIEW = 1_500  # characters of one view's JSON in the feedback
 MAX_FEEDBACK = 4_000  # characters of the whole feedback to the Designer
 _CUT, _MORE_ROOM = " [...]", 40  # the mark of a cut text; room kept for "... and N more not shown"
@@ -91,21 +92,27 @@ def execute(
     timeout_s: float,
     memory_mb: int,
     isolation: str = "kernel",
+    achievement: str | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Run the reward over recorded episodes of views; (summary for the LLM, errors).
+    """Run the reward over recorded episodes of views; (the execution record, errors).
 
-    Component statistics are kept for the first MAX_NAMES names (the sandbox refuses more).
+    The record holds component statistics (for the first MAX_NAMES names: the sandbox
+    refuses more), the training reward's, and the sparse/dense values at success steps
+    (the achievement unlocked at the episode's end) and death steps: what
+    `semantic_errors` and the LLM review read.
     """
     from embodied.sandbox import RewardError, RewardSandbox
 
     components: dict[str, list[float]] = {}
     training: list[float] = []
-    on_success, on_death = [], []
+    at: dict[str, dict[str, list[float]]] = {
+        name: {"training": [], "sparse": [], "dense": []} for name in ("success", "death", "lava_approach")
+    }
     try:
         with RewardSandbox(code, timeout_s=timeout_s, memory_mb=memory_mb, isolation=isolation) as sandbox:
             for views in episodes:
                 sandbox.reset([0])
-                results = []
+                results, last_lava = [], None
                 for start in range(0, len(views), _CHUNK):  # one slot: memory carries through the episode
                     chunk = list(views[start : start + _CHUNK])
                     results += sandbox.call(chunk, [0] * len(chunk))
@@ -115,10 +122,20 @@ def execute(
                     for name, v in parts.items():
                         if name in components or len(components) < MAX_NAMES:
                             components.setdefault(name, []).append(v)
+                    kinds = []
+                    lava = view["near_blocks"].get("lava")
                     if view["done"] and view["death_cause"] is not None:
-                        on_death.append(value)
-                    elif view["done"]:
-                        on_success.append(value)
+                        kinds = ["death"]
+                    elif view["done"] and achievement and view["achievements"].get(achievement):
+                        kinds = ["success"]
+                    elif lava is not None and lava <= LAVA_NEAR and (last_lava is None or last_lava > LAVA_NEAR):
+                        kinds = ["lava_approach"]  # one step from death: what a dense part must not pay for
+                    last_lava = lava
+                    for kind in kinds:
+                        at[kind]["training"].append(value)
+                        for part in ("sparse", "dense"):
+                            if part in parts:
+                                at[kind][part].append(parts[part])
     except RewardError as err:
         return {}, [err.as_dict()]
     stats = lambda xs: {
@@ -126,24 +143,216 @@ def execute(
         "mean": float(np.mean(xs)),
         "max": float(np.max(xs)),
         "nonzero": float(np.mean(np.asarray(xs) != 0)),
+        "distinct": int(min(len(set(xs)), 100)),
     }  # noqa: E731
+    rounded = lambda xs: [round(v, 3) for v in xs[:20]]  # noqa: E731
     summary = {
         "episodes": len(episodes),
         "steps": len(training),
         "components": {name: stats(xs) for name, xs in components.items()},
         "training_reward": stats(training) if training else {},
-        "reward_at_success_steps": [round(v, 3) for v in on_success],
-        "reward_at_death_steps": [round(v, 3) for v in on_death],
+        "reward_at_success_steps": rounded(at["success"]["training"]),
+        "reward_at_death_steps": rounded(at["death"]["training"]),
+        "at_steps": {kind: {part: rounded(v) for part, v in values.items()} for kind, values in at.items()},
     }
     return summary, []
 
 
-def feedback(errors: Sequence[dict[str, Any]], review: dict[str, Any] | None) -> str:
-    """What goes back to the Designer: the errors with their views, or the review's points (at most MAX_FEEDBACK characters)."""
+def _quoted(code: str, words: Sequence[str], limit: int = 4) -> list[dict[str, Any]]:
+    """Up to `limit` source lines mentioning any of `words`: what a finding quotes back to the Designer."""
+    out = []
+    for number, line in enumerate(code.splitlines(), 1):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#") and any(w in line for w in words):
+            out.append({"line": number, "source": clip(stripped, 160)})
+            if len(out) == limit:
+                break
+    return out
+
+
+def _view_vocabulary() -> dict[str, tuple[str, ...]]:
+    """The keys each dict of the view can hold (its values, for target's block and entity)."""
+    from embodied.envs.minecraft.engine import ACHIEVEMENTS, ENTITY_CLASSES, LIFE_STATS, MATERIALS
+    from embodied.envs.minecraft.view import INVENTORY_ITEMS, MC_KEYS
+
+    entities = tuple(sorted(set(ENTITY_CLASSES.values())))
+    return {
+        "view": MC_KEYS,
+        "inventory": INVENTORY_ITEMS,
+        "life_stats": LIFE_STATS,
+        "achievements": tuple(ACHIEVEMENTS),
+        "near_blocks": MATERIALS,
+        "near_entities": entities,
+        "location_stats": ("pos", "facing"),
+        "target": ("block", "entity"),
+        "target.block": MATERIALS,
+        "target.entity": entities,
+    }
+
+
+def _view_path(node: Any) -> str | None:
+    """'view', 'inventory', 'target.block'...: the view dict an expression like view["target"]["block"] reads."""
+    import ast
+
+    keys = []
+    while isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+        keys.append(node.slice.value)
+        node = node.value
+    if not (isinstance(node, ast.Name) and node.id == "view") or not all(isinstance(k, str) for k in keys):
+        return None
+    keys.reverse()
+    return "view" if not keys else ".".join(keys)
+
+
+def _where(name: str, vocabulary: dict[str, tuple[str, ...]]) -> str:
+    homes = [
+        f"view[{table!r}]"
+        for table, keys in vocabulary.items()
+        if name in keys and "." not in table and table != "view"
+    ]
+    return f"; {name!r} is a key of {' and '.join(homes)}" if homes else ""
+
+
+def _impossible_reads(code: str) -> list[dict[str, Any]]:
+    """Reads whose answer never changes: a key a view dict never holds, a membership test on a dict
+    that holds every key, a comparison of target's block/entity with a name that does not exist."""
+    import ast
+
+    vocabulary = _view_vocabulary()
+    fixed = {"view", "inventory", "life_stats", "achievements", "location_stats", "target"}
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        table, key = None, None
+        if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            table, key = _view_path(node.value), node.slice.value
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            table, key = _view_path(node.func.value), node.args[0].value
+        if table in vocabulary and isinstance(key, str) and key not in vocabulary[table]:
+            shown = "view" if table == "view" else f"view[{table!r}]"
+            found.append(
+                (
+                    node.lineno,
+                    f"{shown} never holds {key!r} (its keys: {', '.join(vocabulary[table])}){_where(key, vocabulary)}",
+                )
+            )
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.left, ast.Constant):
+            table, item = _view_path(node.comparators[0]), node.left.value
+            if isinstance(node.ops[0], (ast.In, ast.NotIn)) and table in fixed and item in vocabulary[table]:
+                always = "True" if isinstance(node.ops[0], ast.In) else "False"
+                found.append(
+                    (
+                        node.lineno,
+                        f"{item!r} in view[{table!r}] is always {always}: that dict holds every key on every step; read its value, e.g. view[{table!r}][{item!r}], and compare it with the previous step's in memory",
+                    )
+                )
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+            sides = [node.left, node.comparators[0]]
+            for this, other in (sides, sides[::-1]):
+                table = _view_path(this)
+                if table in ("target.block", "target.entity") and isinstance(other, ast.Constant):
+                    if isinstance(other.value, str) and other.value not in vocabulary[table]:
+                        found.append(
+                            (
+                                node.lineno,
+                                f"view['target'][{table.split('.')[1]!r}] is never {other.value!r} (it is one of {', '.join(vocabulary[table])}, or None)",
+                            )
+                        )
+    seen, findings = set(), []
+    for line, message in sorted(found):
+        if message not in seen:
+            seen.add(message)
+            findings.append(
+                {"kind": "semantic", "check": "impossible_read", "message": message, "line": line, "view": None}
+            )
+    return findings[:4]
+
+
+def semantic_errors(code: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Broken logic the execution record shows, with the offending lines quoted; no LLM needed.
+
+    Constant training reward, a dense part that never changes, sparse not positive at the
+    success steps or not negative at the death steps, dense positive when lava comes within reach, and
+    reads whose answer never changes (_impossible_reads).
+    """
+    findings = _impossible_reads(code)
+    training = record.get("training_reward") or {}
+    dense = (record.get("components") or {}).get("dense", {})
+    at = record.get("at_steps") or {}
+
+    def finding(check: str, message: str, words: Sequence[str]) -> None:
+        findings.append(
+            {
+                "kind": "semantic",
+                "check": check,
+                "message": message,
+                "line": None,
+                "view": None,
+                "lines": _quoted(code, words),
+            }
+        )
+
+    if training.get("distinct") == 1:
+        finding(
+            "constant",
+            f"the training reward is {training['min']:g} on all {record.get('steps', 0)} recorded steps: its conditions never change, so it teaches nothing",
+            ("if ", "sparse", "dense"),
+        )
+    elif dense.get("distinct") == 1:
+        finding(
+            "dense_constant",
+            f"dense is {dense['min']:g} on every recorded step: it shapes nothing; make it change with progress towards the goal",
+            ("dense",),
+        )
+    success = at.get("success", {}).get("sparse", [])
+    if success and any(v <= 0 for v in success):
+        finding(
+            "sparse_at_success",
+            f"sparse is not positive at the recorded success steps (values {success[:6]}): it must be > 0 when the goal is reached",
+            ("sparse",),
+        )
+    death = at.get("death", {}).get("sparse", [])
+    if death and any(v >= 0 for v in death):
+        finding(
+            "sparse_at_death",
+            f"sparse is not negative at the recorded death steps (values {death[:6]}): it must be < 0 when the agent dies (view['death_cause'] is not None)",
+            ("sparse", "death_cause"),
+        )
+    lava = at.get("lava_approach", {}).get("dense", [])
+    varies = training.get("distinct", 0) > 1 and dense.get("distinct", 0) > 1
+    if varies and len(lava) >= 3 and sum(v > 0 for v in lava) > len(lava) / 2:
+        finding(
+            "dense_at_lava",
+            f"dense is positive on most steps that bring the agent next to lava (values {lava[:6]}): it rewards walking towards what kills it",
+            ("dense", "lava"),
+        )
+    return findings
+
+
+def feedback(errors: Sequence[dict[str, Any]], review: dict[str, Any] | None, code: str = "") -> str:
+    """What goes back to the Designer: the errors with the offending source lines and views, or the review's points.
+
+    At most MAX_FEEDBACK characters.
+    """
+    lines = code.splitlines()
     items = []
     for err in errors:
         where = f" at line {err['line']}" if err.get("line") else ""
         item = f"- {err['kind']}{where}: {clip(str(err['message']), MAX_MESSAGE)}"
+        line = err.get("line")
+        if isinstance(line, int) and 0 < line <= len(lines) and lines[line - 1].strip():
+            item += f"\n  line {line}: {clip(lines[line - 1].strip(), 160)}"
+        for quote in err.get("lines") or ():
+            item += f"\n  line {quote['line']}: {quote['source']}"
         if err.get("view") is not None:
             item += f"\n  on this view: {clip(json.dumps(err['view'], default=str), MAX_VIEW)}"
         items.append(item)

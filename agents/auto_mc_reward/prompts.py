@@ -9,6 +9,7 @@ whose sandbox rules are `embodied.sandbox.checks.RULES`, the rules the checker e
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from embodied.envs.minecraft.tasks import Task
@@ -55,15 +56,48 @@ def _inputs() -> str:
     return "\n".join(f"- view[{key!r}]: {doc}" for key, doc in MC_KEY_DOCS.items())
 
 
-def designer(task: Task, failure_stats: str = "", feedback: str = "", previous_code: str = "") -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class PromptOptions:
+    """What the Designer's prompt adds to the paper's six parts (measured in benchmarks/prompt_acceptance.py)."""
+
+    example_view: dict[str, Any] | None = None
+    """A real view from a recorded episode, shown as JSON beside the key descriptions."""
+    worked_example: tuple[str, str] | None = None
+    """(task name, reward source) of a reward for a *different* task, shown as an example of the format."""
+
+
+def example_view_json(view: dict[str, Any]) -> str:
+    return json.dumps(view, sort_keys=False, default=str)
+
+
+def designer(
+    task: Task,
+    failure_stats: str = "",
+    feedback: str = "",
+    previous_code: str = "",
+    options: PromptOptions = PromptOptions(),
+) -> list[dict[str, str]]:
     """The Reward Designer's messages; `feedback` carries the Critic's errors and review."""
+    inputs = _inputs()
+    if options.example_view is not None:
+        inputs += (
+            "\n\nA real view from this game (the keys above always exist; near_blocks and near_entities list only what is in sight):\n"
+            + example_view_json(options.example_view)
+        )
+    fmt = FORMAT
+    if options.worked_example is not None:
+        other, source = options.worked_example
+        fmt += (
+            f"\n\nFor example, a reward for a different task ({other}) in this format; do not copy it, design for your task:\n"
+            f"```python\n{source.strip()}\n```"
+        )
     parts = [
         "## Process\nYou design dense reward functions for reinforcement learning in a Minecraft-like game. Read the task, the game and the statistics of earlier training, think step by step in comments, then write the reward function.",
         f"## Task\n{task.name}: {task.description}. Success: {SUCCESS[task.achievement]}. Episodes end on death{'' if task.achievement is None else ' or success'}, or after {task.max_episode_steps} steps.",
         f"## Game information\n{GAME}",
         "## Statistics of failed trajectories\n" + (failure_stats or "None yet: this is the first design."),
-        f"## Input parameters\n{_inputs()}",
-        f"## Required format\n{FORMAT}",
+        f"## Input parameters\n{inputs}",
+        f"## Required format\n{fmt}",
     ]
     messages = [
         {"role": "system", "content": "You are an expert in reward design for reinforcement learning."},
@@ -89,7 +123,7 @@ def critic(task: Task, code: str, execution: dict[str, Any]) -> list[dict[str, s
         f"It was executed on recorded steps of real episodes; summary:\n{json.dumps(execution, indent=1)}\n\n"
         "Check that the code is self-consistent and fits the task: the sparse part fires on success and on death with the right signs, "
         "the dense part leads towards success without rewarding loops that avoid it, keys and value types match the input parameters, memory is used correctly. "
-        'Answer with a JSON object in a ```json block: {"verdict": "pass" or "revise", "problems": ["..."], "suggestions": ["..."]}.'
+        'Answer with a JSON object in a ```json block: {"checked": ["what you verified, one item each"], "verdict": "pass" or "revise", "problems": ["..."], "suggestions": ["..."]}.'
     )
     return [
         {"role": "system", "content": "You are a careful reviewer of reward functions."},

@@ -2,9 +2,16 @@
 
 Every exchange is stored as `<store>/<key>-<k>.json`, where `key` is the sha256 of the
 canonical JSON of the fields that determine the answer (model, messages, temperature,
-n, max_tokens; never the URL or the key) and `k` counts how often this client has
-already sent that same request. A run that issues its requests in the same order
-therefore replays offline (`mode=replay`) with exactly the recorded completions.
+n, max_tokens, and the seed when one is sent; never the URL or the key) and `k` counts
+how often this client has already sent that same request. A run that issues its requests
+in the same order therefore replays offline (`mode=replay`) with exactly the recorded
+completions, and a resumed recording run answers the requests it already made from the
+store instead of asking again.
+
+A slow local server is the normal case: one answer may take minutes on a CPU. A request
+that times out is never sent again (the server would still be generating the first
+copy); only refused connections, HTTP 429 and 5xx are retried. An answer cut off by
+`max_tokens` or the context comes back with `finish_reason == "length"`.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -29,6 +37,7 @@ from embodied.errors import EmbodiedError
 from embodied.llm.config import LLMConfig
 
 KEY_FIELDS = ("model", "messages", "temperature", "n", "max_tokens")
+OPTIONAL_KEY_FIELDS = ("seed",)  # part of the key only when sent, so stores recorded without one still replay
 MAX_RETRY_AFTER_S = 120.0
 N_REJECTED = "one completion choice"  # llama.cpp's server error for n > 1
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
@@ -45,12 +54,16 @@ class LLMError(EmbodiedError):
 class _Failure(Exception):
     """One failed HTTP attempt; status is None for transport errors (refused, DNS, timeout)."""
 
-    def __init__(self, detail: str, status: Optional[int] = None, retry_after: Optional[str] = None) -> None:
+    def __init__(
+        self, detail: str, status: Optional[int] = None, retry_after: Optional[str] = None, timed_out: bool = False
+    ) -> None:
         super().__init__(detail)
-        self.detail, self.status, self.retry_after = detail, status, retry_after
+        self.detail, self.status, self.retry_after, self.timed_out = detail, status, retry_after, timed_out
 
     @property
     def retryable(self) -> bool:
+        if self.timed_out:  # the server may still be generating: asking again would queue a second copy
+            return False
         return self.status is None or self.status == 429 or self.status >= 500
 
 
@@ -61,6 +74,7 @@ class _NRejected(Exception):
 def request_key(body: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of the answer-determining request fields."""
     fields = {name: body.get(name) for name in KEY_FIELDS}
+    fields.update({name: body[name] for name in OPTIONAL_KEY_FIELDS if body.get(name) is not None})
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -77,8 +91,20 @@ def _excerpt(raw: bytes, limit: int = 200) -> str:
     return (text[:limit] + "...") if len(text) > limit else (text or "empty body")
 
 
-def _completions(response: Any, url: str) -> list[str]:
-    """Message contents of a chat-completions response, ordered by choice index."""
+@dataclass(frozen=True)
+class Completion:
+    """One answer: its text and why generation stopped ("stop", "length" = cut off, or None if unsaid)."""
+
+    text: str
+    finish_reason: Optional[str] = None
+
+    @property
+    def cut_off(self) -> bool:
+        return self.finish_reason == "length"
+
+
+def _completions(response: Any, url: str) -> list[Completion]:
+    """The completions of a chat-completions response, ordered by choice index."""
     choices = response.get("choices") if isinstance(response, dict) else None
     if not isinstance(choices, list):
         raise LLMError(
@@ -86,7 +112,7 @@ def _completions(response: Any, url: str) -> list[str]:
         )
     try:
         ordered = sorted(choices, key=lambda choice: choice.get("index", 0))
-        return [choice["message"]["content"] or "" for choice in ordered]
+        return [Completion(choice["message"]["content"] or "", choice.get("finish_reason")) for choice in ordered]
     except (AttributeError, KeyError, TypeError) as err:
         raise LLMError(f"malformed choice in the response from {url} ({type(err).__name__}: {err})") from None
 
@@ -119,16 +145,34 @@ class ChatClient:
         *,
         n: Optional[int] = None,
         temperature: Optional[float] = None,
+        seed: Optional[int] = None,
         tag: str = "",
     ) -> list[str]:
-        """Completions (n of them) for an OpenAI-style messages list. `tag` is a free label saved with the exchange (e.g. "designer/iter1")."""
+        """Completion texts (n of them) for an OpenAI-style messages list; see `complete`."""
+        return [c.text for c in self.complete(messages, n=n, temperature=temperature, seed=seed, tag=tag)]
+
+    def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        n: Optional[int] = None,
+        temperature: Optional[float] = None,
+        seed: Optional[int] = None,
+        tag: str = "",
+    ) -> list[Completion]:
+        """Completions (n of them) for an OpenAI-style messages list.
+
+        `seed` is sent as the request's sampling seed (servers that honour it, like
+        llama.cpp's, then answer reproducibly); `tag` is a free label saved with the
+        exchange (e.g. "designer/1/0/2").
+        """
         n = self.config.n if n is None else n
         temperature = float(self.config.temperature if temperature is None else temperature)
         if not messages or n < 1 or not 0.0 <= temperature <= 2.0:
             raise LLMError(
                 f"chat() needs messages, n >= 1 and 0 <= temperature <= 2 (got {len(messages or [])} messages, n={n}, temperature={temperature})"
             )
-        texts: list[str] = []
+        texts: list[Completion] = []
         while len(texts) < n:
             want = 1 if self._one_per_request else n - len(texts)
             body: dict[str, Any] = {
@@ -139,6 +183,8 @@ class ChatClient:
             }
             if self.config.max_tokens is not None:
                 body["max_tokens"] = self.config.max_tokens
+            if seed is not None:
+                body["seed"] = int(seed) + len(texts)
             response = self._exchange(body, tag)
             if response is None and want > 1:
                 self._one_per_request = True
@@ -184,7 +230,7 @@ class ChatClient:
             k = self._seen[key]
             self._seen[key] += 1
         path = self.store_dir / f"{key}-{k}.json"
-        if self.config.mode == "replay":
+        if self.config.mode == "replay" or (self.config.mode == "record" and path.is_file()):
             entry = self._load(path, key, k, tag)
             self._count("cache_hits")
             return entry.get("response")
@@ -238,10 +284,11 @@ class ChatClient:
             raise _Failure(_excerpt(raw), err.code, err.headers.get("Retry-After") if err.headers else None) from None
         except urllib.error.URLError as err:
             reason = err.reason
-            detail = f"no reply within {self.config.timeout_s:g} s" if isinstance(reason, TimeoutError) else str(reason)
-            raise _Failure(detail) from None
+            if isinstance(reason, TimeoutError):
+                raise _Failure(f"no reply within {self.config.timeout_s:g} s", timed_out=True) from None
+            raise _Failure(str(reason)) from None
         except TimeoutError:
-            raise _Failure(f"no reply within {self.config.timeout_s:g} s") from None
+            raise _Failure(f"no reply within {self.config.timeout_s:g} s", timed_out=True) from None
         except (OSError, http.client.HTTPException) as err:
             raise _Failure(f"{type(err).__name__}: {err}") from None
         try:
@@ -253,6 +300,11 @@ class ChatClient:
 
     def _fatal(self, url: str, failure: _Failure) -> LLMError:
         status, detail, env = failure.status, failure.detail, self.config.api_key_env
+        if failure.timed_out:
+            return LLMError(
+                f"{url} sent no answer within llm.timeout_s={self.config.timeout_s:g} s (not retried: the server may still be generating it): "
+                f"raise llm.timeout_s, lower llm.max_tokens (now {self.config.max_tokens}) or use a faster endpoint; resume=true continues the run"
+            )
         if status in (401, 403) and env:
             return LLMError(
                 f"{url} rejected the API key from ${env} (HTTP {status}: {detail}): set {env} to a valid key", status

@@ -2,12 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 from embodied.errors import ConfigError
 
 MODES = ("live", "record", "replay")
+
+
+@dataclass
+class LocalServerConfig:
+    """llm.local: the llama.cpp server `llm=local` starts on demand (embodied/llm/server.py)."""
+
+    enabled: bool = False
+    """Start (or share) a local server for llm.base_url's port serving llm.model; llm=local sets it."""
+    gguf: Optional[str] = None
+    """A .gguf file to serve instead of the pinned model named by llm.model (embodied-llm models)."""
+    n_ctx: int = 8192
+    """Context length in tokens: the prompt plus the answer must fit."""
+    threads: Optional[int] = None
+    """CPU threads; None: 1 on machines of 2 cores or fewer (training shares them), else half the cores."""
+    startup_timeout_s: float = 300.0
+    """Seconds to wait for the server to load the model and answer /models."""
+
+    def __post_init__(self) -> None:
+        if self.n_ctx < 512:
+            raise ConfigError(f"llm.local.n_ctx must be >= 512, got {self.n_ctx}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"llm.local.threads must be >= 1 or null, got {self.threads}")
 
 
 @dataclass
@@ -24,18 +46,21 @@ class LLMConfig:
     """Sampling temperature, 0..2."""
     n: int = 1
     """Completions sampled per request."""
-    max_tokens: Optional[int] = None
-    """Cap on generated tokens per completion; None leaves it to the server."""
-    timeout_s: float = 120.0
-    """Seconds to wait for one HTTP response before retrying."""
+    max_tokens: Optional[int] = 1024
+    """Cap on generated tokens per completion (an answer cut off there is reported as such); None: the server's."""
+    seed: Optional[int] = None
+    """Base of the per-request sampling seeds; None: a fresh random one per run (recorded in summary.json)."""
+    timeout_s: float = 900.0
+    """Seconds to wait for one answer; a request that times out is not sent again (the server may still be generating it)."""
     retries: int = 4
-    """Extra attempts after connection errors, timeouts, HTTP 429 and 5xx (never after other 4xx)."""
+    """Extra attempts after refused connections, HTTP 429 and 5xx (never after a timeout or another 4xx)."""
     backoff_s: float = 1.0
     """First retry delay; doubles each attempt (plus jitter); a Retry-After header wins."""
     mode: str = "record"
     """live (call, store nothing), record (call, store every exchange) or replay (store only, no network)."""
     store: str = "llm_store"
     """Directory of stored exchanges, one JSON file each; relative paths are resolved by the caller."""
+    local: LocalServerConfig = field(default_factory=LocalServerConfig)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -109,3 +109,29 @@ def mc_view(engine: Engine, done: bool) -> dict[str, Any]:
         "done": bool(done),
         "death_cause": engine.death_cause,
     }
+
+
+GOAL_EFFECTS: dict[str, dict[str, Any]] = {
+    "collect_wood": {"inventory": {"wood": 1}, "target": {"block": "tree", "entity": None}},
+    "eat_cow": {"life_stats": {"food": 6}, "target": {"block": "grass", "entity": "cow"}},
+    "collect_diamond": {"inventory": {"diamond": 1}, "target": {"block": "diamond", "entity": None}},
+}
+"""What reaching each task's achievement changes in the view (Crafter's rules: +1 wood, +6 food, +1 diamond)."""
+
+
+def goal_view(view: dict[str, Any], achievement: str) -> dict[str, Any]:
+    """The view one step after `view` had the achievement just been reached: the episode's success step.
+
+    For the Reward Critic, which checks a design's sparse reward at success even when no
+    random-policy episode reached it. Only keys the achievement changes are changed.
+    """
+    effects = GOAL_EFFECTS[achievement]
+    out = {**view, "inventory": dict(view["inventory"]), "life_stats": dict(view["life_stats"])}
+    for item, gain in effects.get("inventory", {}).items():
+        out["inventory"][item] = min(9, out["inventory"][item] + gain)
+    for stat, gain in effects.get("life_stats", {}).items():
+        out["life_stats"][stat] = min(9, out["life_stats"][stat] + gain)
+    out["target"] = dict(effects["target"])
+    out["achievements"] = {**view["achievements"], achievement: True}
+    out.update(step=view["step"] + 1, done=True, death_cause=None)
+    return out
