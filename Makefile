@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: setup system-deps train test test-all lint format bench gpu-check clean
+.PHONY: setup system-deps train test test-all test-llm lint format bench gpu-check clean
 
 system-deps:
 	@sh scripts/system_deps.sh
@@ -30,6 +30,10 @@ test: setup
 
 test-all: setup
 	$(PYTEST) -m "" $(ARGS)
+
+# the design loop against the real local model (one iteration, K=2, tiny training)
+test-llm: setup
+	$(PY) -m pytest -q -m llm $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

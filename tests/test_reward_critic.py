@@ -58,7 +58,7 @@ def test_a_constant_reward_is_found_and_its_lines_quoted(episodes):
 def test_sparse_wrong_at_success_and_death_and_dense_that_loves_lava(episodes):
     code = HEADER + (
         '    lava = view["near_blocks"].get("lava")\n'
-        '    dense = 0.5 if lava is not None and lava <= 1.5 else 0.0\n'
+        "    dense = 0.5 if lava is not None and lava <= 1.5 else 0.0\n"
         '    sparse = 1.0 if view["death_cause"] is not None else 0.0\n'
         '    return sparse + dense, {"sparse": sparse, "dense": dense}\n'
     )

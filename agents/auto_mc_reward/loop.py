@@ -26,6 +26,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -363,6 +364,8 @@ def main() -> Any:
             raise ConfigError(f"resume=true needs run_dir=<a design run with a summary.json>, got {run_dir!r}")
         return [*argv, f"hydra.run.dir={run_dir}"]
 
+    # SIGTERM unwinds like Ctrl-C: the local server's lease is released and summary.json stays "running"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     return hydra_command(design, "design_reward", argv_hook=argv_hook)()
 
 

@@ -240,10 +240,12 @@ class ChatClient:
             "tag": tag,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
+        start = time.monotonic()
         try:
             entry["response"] = self._send(self.url, body)
         except _NRejected as refusal:
             entry["rejected_n"] = str(refusal)
+        entry["seconds"] = round(time.monotonic() - start, 2)
         if self.config.mode == "record":
             self._save(path, entry)
         return entry["response"]
