@@ -51,6 +51,7 @@ CHECKS = {
     "embodied-rollout": ("schema", "embodied.rollout:RolloutConfig"),
     "embodied-collect": ("schema", "embodied.collect:CollectConfig"),
     "embodied-report": ("schema", "embodied.report:ReportConfig"),
+    "embodied-llm": ("subcommands", "embodied.llm.cli:parse_options"),
 }
 MODULE_COMMANDS = {
     "embodied.train": "embodied-train",
@@ -123,6 +124,15 @@ def check_arguments(command: str, args: list[str]) -> None:
     kind, target = CHECKS[command]
     if kind == "hydra":
         validate_overrides(target, args)
+    elif kind == "subcommands":
+        from embodied.llm.cli import COMMANDS
+
+        words = [a for a in args if a != "|"]
+        assert words and words[0].split("|")[0] in COMMANDS, (
+            f"{command} {shlex.join(args)}: no subcommand of {COMMANDS}"
+        )
+        if "|" not in words[0]:
+            load_object(target)(words[0], words[1:])
     else:
         parse_args(load_object(target), args, command)
 

@@ -22,10 +22,19 @@ from embodied.errors import ConfigError, EmbodiedError
 from embodied.llm.models import DEFAULT_MODEL, MODELS, cache_dir, installed, model_file
 
 DEFAULT_PORT = 8765
-COMMANDS = ("serve", "check", "models", "prepare")
+OPTIONS: dict[str, dict[str, Callable[[str], object]]] = {
+    "serve": {"model": str, "port": int, "host": str, "n_ctx": int, "threads": int},
+    "check": {"base_url": str, "model": str, "api_key_env": str, "max_tokens": int},
+    "models": {},
+    "prepare": {"model": str},
+}
+"""Each subcommand's key=value arguments and their types."""
+COMMANDS = tuple(OPTIONS)
 
 
-def _options(args: list[str], allowed: dict[str, Callable[[str], object]], command: str) -> dict[str, object]:
+def parse_options(command: str, args: list[str]) -> dict[str, object]:
+    """The key=value arguments of `embodied-llm <command>`, typed; ConfigError (one line) on anything else."""
+    allowed = OPTIONS[command]
     out: dict[str, object] = {}
     for arg in args:
         key, sep, value = arg.partition("=")
@@ -47,7 +56,7 @@ def serve(args: list[str]) -> int:
     from embodied.llm.config import LocalServerConfig
     from embodied.llm.server import base_url_for, served_models, server_argv, wait_for
 
-    opts = _options(args, {"model": str, "port": int, "host": str, "n_ctx": int, "threads": int}, "serve")
+    opts = parse_options("serve", args)
     name = str(opts.get("model", DEFAULT_MODEL))
     alias = name if name in MODELS else name.rsplit("/", 1)[-1].removesuffix(".gguf")
     host, port = str(opts.get("host", "127.0.0.1")), int(opts.get("port", DEFAULT_PORT))
@@ -71,7 +80,7 @@ def serve(args: list[str]) -> int:
 def check(args: list[str]) -> int:
     from embodied.llm import ChatClient, LLMConfig
 
-    opts = _options(args, {"base_url": str, "model": str, "api_key_env": str, "max_tokens": int}, "check")
+    opts = parse_options("check", args)
     config = LLMConfig(
         base_url=str(opts.get("base_url", f"http://127.0.0.1:{DEFAULT_PORT}/v1")),
         model=str(opts.get("model", DEFAULT_MODEL)),
@@ -94,7 +103,7 @@ def check(args: list[str]) -> int:
 
 
 def models(args: list[str]) -> int:
-    _options(args, {}, "models")
+    parse_options("models", args)
     print(f"{'model':40} {'size':>14}  installed  assembled file")
     for model in MODELS.values():
         path = cache_dir() / "models" / f"{model.name}.gguf"
@@ -106,7 +115,7 @@ def models(args: list[str]) -> int:
 
 
 def prepare(args: list[str]) -> int:
-    opts = _options(args, {"model": str}, "prepare")
+    opts = parse_options("prepare", args)
     print(model_file(str(opts.get("model", DEFAULT_MODEL))))
     return 0
 
