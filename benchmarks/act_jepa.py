@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             f"experiment={experiment}",
             f"agent={agent}",
             f"seed={seed}",
-            f"total_steps={args.steps}",
+            f"total_updates={args.steps}",
             f"agent.dataset={demos}",
             f"eval.episodes={15 * args.eval_per_task}",
             *PRESETS[args.preset],

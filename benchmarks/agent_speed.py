@@ -2,9 +2,9 @@
 
     python benchmarks/agent_speed.py [--budget small|full] [--agents sac,ppo,...] [--json out.json]
 
-For each agent, on its experiment's env and config (table `AGENTS` below):
+For each registered agent, on its experiment's env and config (its registry entry's BenchSpec):
 
-1. Training rate: `agent.learn(env_factory, total_steps, hooks)` runs exactly as in
+1. Training rate: `agent.learn(env_factory, budget, hooks)` runs exactly as in
    `embodied-train`, but with hooks that only read the clock. After a warm-up (one whole
    rollout + update for on-policy agents, `learning_starts` + 50 steps for SAC, 3 gradient
    steps for imitation agents), the clock starts at the beginning of an update cycle and
@@ -40,6 +40,9 @@ from typing import Any
 import numpy as np
 from common import command_line
 
+from embodied.agents.registry import REGISTRY, BenchSpec
+from embodied.config import training_budget
+
 BUDGETS: dict[str, dict[str, float]] = {
     # seconds: timed training window per agent (at least one whole update cycle);
     # calls / warmup_calls: act() calls timed / discarded first
@@ -49,45 +52,11 @@ BUDGETS: dict[str, dict[str, float]] = {
 }
 
 
-@dataclass(frozen=True)
-class AgentBench:
-    """How one agent is benchmarked."""
-
-    experiment: str
-    overrides: tuple[str, ...] = ()
-    demos: tuple[str, ...] = ()
-    """embodied-collect arguments (without out=) of the demo dataset; empty for RL agents."""
-    preset: str = ""
-    """Name of the size preset (imitation agents: benchmarks/act_jepa.py's or ptp.py's PRESETS)."""
-    notes: str = ""
-
-    @property
-    def imitation(self) -> bool:
-        return bool(self.demos)
+AGENTS: dict[str, BenchSpec] = {name: spec.bench for name, spec in REGISTRY.items()}
+"""How each registered agent is timed: its registry entry's BenchSpec (agents/registry.py)."""
 
 
-MT15_DEMOS = ("env=embodied/MetaWorld-MT15-v0", "episodes=1", "max_episode_steps=40", "keep_failures=true")
-MEMORY_DEMOS = ("env=embodied/MemoryPickPlace-v0", "episodes=10", "stop_on_success=true")
-AGENTS: dict[str, AgentBench] = {
-    "sac": AgentBench("sac_metaworld_reach", notes="1 env, 1 gradient step per env step"),
-    "ppo": AgentBench("ppo_crafter_collect_wood", notes="8 envs, symbolic view"),
-    "act": AgentBench(
-        "act_jepa_metaworld15",
-        ("agent=act", "agent.probe_steps=0", "agent.val_every=0"),
-        MT15_DEMOS,
-        "act_jepa",
-        notes="state",
-    ),
-    "act_jepa": AgentBench(
-        "act_jepa_metaworld15", ("agent.probe_steps=0", "agent.val_every=0"), MT15_DEMOS, "act_jepa", notes="state"
-    ),
-    "ptp": AgentBench("ptp_memory", ("agent.val_every=0",), MEMORY_DEMOS, "ptp", notes="state, DDIM 10 steps, K=1"),
-    "slim": AgentBench("slim_tabletop", notes="32 envs"),
-    "homeostatic_ppo": AgentBench("homeostatic_ppo_foraging", notes="8 envs"),
-}
-
-
-def preset_overrides(spec: AgentBench, preset: str) -> list[str]:
+def preset_overrides(spec: BenchSpec, preset: str) -> list[str]:
     """The size overrides of an imitation agent's preset, from the benchmark that owns them."""
     if not spec.preset:
         return []
@@ -165,18 +134,19 @@ class CycleTimer:
 def cycle_of(config: Any) -> tuple[int, int]:
     """(steps per update cycle, steps before updates start) of an agent under `config`."""
     cfg, envs = config.agent, config.env.num_envs
-    if cfg.name in ("ppo", "homeostatic_ppo", "slim"):
+    cycle = AGENTS[cfg.name].cycle
+    if cycle == "rollout":
         return cfg.n_steps * envs, 0
-    if cfg.name == "sac":
+    if cycle == "train_freq":
         return cfg.train_freq * envs, cfg.learning_starts + 50
-    return 1, 3  # imitation: one gradient step per step
+    return 1, 3  # one update per step (imitation: one gradient step)
 
 
 def time_training(agent: Any, factory: Any, config: Any, seconds: float, warmup_cycles: int) -> dict[str, Any]:
     """Run the agent's own learn loop under a CycleTimer; return the measured rate."""
     period, warmup = cycle_of(config)
     timer = CycleTimer(period=period, warmup_steps=warmup + warmup_cycles * period, seconds=seconds)
-    agent.learn(factory, config.total_steps, timer)
+    agent.learn(factory, training_budget(config, agent.step_unit, config.agent.name)[1], timer)
     rate, steps, elapsed = timer.rate()
     return {
         "train_rate": rate,

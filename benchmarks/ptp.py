@@ -118,7 +118,7 @@ def success_tables(args: argparse.Namespace) -> tuple[list[str], dict]:
         overrides = [
             f"experiment={experiment}",
             f"seed={seed}",
-            f"total_steps={args.steps}",
+            f"total_updates={args.steps}",
             f"agent.dataset={demos}",
             f"eval.episodes={args.eval_episodes}",
             "agent.val_every=0",

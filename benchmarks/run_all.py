@@ -39,12 +39,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from embodied.agents.registry import REGISTRY
+
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
 TABLE_PATH = ROOT / "benchmarks" / "README.md"  # the Markdown file whose marked section is the generated table
 BENCHMARKS = ("env_throughput", "minecraft_throughput", "agent_speed", "sandbox")
-AGENTS = ("sac", "ppo", "act", "act_jepa", "ptp", "slim", "homeostatic_ppo")
-PUBLISHED_SIZE = ("act", "act_jepa", "ptp")  # also timed at --preset paper in the full budget
+AGENTS = tuple(REGISTRY)
+PUBLISHED_SIZE = tuple(name for name, spec in REGISTRY.items() if spec.bench.published_size)  # --preset paper too
 SCRIPTS = {
     "env_throughput": "benchmarks/env_throughput.py",
     "minecraft_throughput": "benchmarks/minecraft_throughput.py",

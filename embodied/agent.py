@@ -39,7 +39,7 @@ class Agent(abc.ABC):
     multi_process: ClassVar[bool] = False
     """Whether it trains under `torchrun` with several processes (DDP); others refuse in one line."""
     step_unit: ClassVar[str] = "env steps"
-    """What `total_steps` and `num_steps` count for this agent: "env steps" (RL) or "gradient updates"."""
+    """What the budget and `num_steps` count: "env steps" (RL: `total_steps`) or "gradient updates" (`total_updates`)."""
 
     def __init__(
         self,

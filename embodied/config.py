@@ -3,12 +3,13 @@
 Each YAML file under `conf/` starts from one of these dataclasses (its defaults list
 names `<name>_schema`), so a misspelt key or a value of the wrong type fails at
 composition, before anything runs. Agent and env families bring their own schema;
-they are listed in `embodied.agents.REGISTRY` and `ENV_SCHEMAS` below.
+they are listed in `embodied.agents.registry.REGISTRY` and `embodied.envs.registration.FAMILIES`.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -32,7 +33,7 @@ class EnvConfig:
     """Fields every env family shares; family schemas add their env's kwargs."""
 
     family: str = "???"
-    """Env family (a key of ENV_SCHEMAS): which schema this config follows."""
+    """Env family (a key of embodied.envs.registration.FAMILIES): which schema this config follows."""
     id: str = "???"
     """Gymnasium id, e.g. embodied/MetaWorld-reach-v0."""
     max_episode_steps: Optional[int] = None
@@ -121,8 +122,10 @@ class Config:
     seed: int = 0
     """Seeds Python, NumPy, torch and the envs."""
     device: Device = Device.auto
-    total_steps: int = 20_000
-    """Environment steps to train for."""
+    total_steps: Optional[int] = None
+    """Env steps to train an RL agent for (None: 20,000). Imitation agents count total_updates instead."""
+    total_updates: Optional[int] = None
+    """Gradient updates to train an imitation agent (act, act_jepa, ptp) for (None: 4,000)."""
     run_dir: Optional[str] = None
     """Output folder; None: runs/<date>/<time>_<experiment>."""
     resume: bool = False
@@ -141,8 +144,9 @@ class Config:
     reward: RewardConfig = field(default_factory=RewardConfig)
 
     def __post_init__(self) -> None:
-        if self.total_steps < 0:
-            raise ConfigError(f"total_steps must be >= 0, got {self.total_steps}")
+        for key in ("total_steps", "total_updates"):
+            if getattr(self, key) is not None and getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         if self.log_every <= 0:
             raise ConfigError(f"log_every must be > 0, got {self.log_every}")
         allowed = {"csv", "tensorboard", "wandb"}
@@ -151,16 +155,28 @@ class Config:
             raise ConfigError(f"unknown logger {bad[0]!r}; choose from: {', '.join(sorted(allowed))}")
 
 
-# Env-family schemas: group option `env/<name>_schema`, as "module:Class".
-ENV_SCHEMAS: dict[str, str] = {
-    "metaworld": "embodied.envs.manipulation.configs:MetaWorldConfig",
-    "metaworld_multitask": "embodied.envs.manipulation.configs:MetaWorldMultiTaskConfig",
-    "memory_pick_place": "embodied.envs.manipulation.configs:MemoryPickPlaceConfig",
-    "tabletop": "embodied.envs.manipulation.configs:TabletopConfig",
-    "crafter": "embodied.envs.minecraft.configs:CrafterConfig",
-    "pointmaze": "embodied.envs.navigation.configs:PointMazeConfig",
-    "foraging": "embodied.envs.navigation.configs:ForagingConfig",
-}
+BUDGETS = {"env steps": ("total_steps", 20_000), "gradient updates": ("total_updates", 4_000)}
+"""Each step unit's budget key and its default."""
+
+
+def training_budget(config: Config, step_unit: str, agent: str) -> tuple[str, int]:
+    """(key, value) of the run's budget in `step_unit`; the other unit's key is refused in one line."""
+    key, default = BUDGETS[step_unit]
+    (other,) = [k for k, _ in BUDGETS.values() if k != key]
+    if getattr(config, other) is not None:
+        raise ConfigError(
+            f"agent {agent} counts {step_unit}: set {key}=N instead of {other}={getattr(config, other)} "
+            f"({other} is for agents that count {'env steps' if other == 'total_steps' else 'gradient updates'})"
+        )
+    value = getattr(config, key)
+    return key, default if value is None else value
+
+
+def env_schemas() -> dict[str, str]:
+    """Each registered env family's schema, "module:Class" (embodied.envs.registration.FAMILIES)."""
+    from embodied.envs.registration import FAMILIES
+
+    return {name: family.schema for name, family in FAMILIES.items()}
 
 
 def load_object(path: str) -> Any:
@@ -179,7 +195,7 @@ def load_run_config(path: str | Path) -> Config:
 
     try:
         raw = OmegaConf.load(path)
-        env_cls = load_object(ENV_SCHEMAS[raw.env.family])
+        env_cls = load_object(env_schemas()[raw.env.family])
         agent_cls = load_object(REGISTRY[raw.agent.name].config)
         base = OmegaConf.structured(Config)
         base.env, base.agent = OmegaConf.structured(env_cls), OmegaConf.structured(agent_cls)
@@ -202,7 +218,7 @@ def register_configs() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    from embodied.agents import REGISTRY
+    from embodied.agents.registry import COMMAND_SCHEMAS, REGISTRY
 
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=Config)
@@ -213,10 +229,14 @@ def register_configs() -> None:
 
     Plugins.instance().register(ResumableSweeper)  # an editable install hides it from Hydra's plugin scan
     cs.store(group="hydra/sweeper", name="resumable", node=SWEEPER_NODE, provider="embodied")
-    cs.store(name="design_reward_schema", node=load_object("embodied.agents.auto_mc_reward.config:DesignConfig"))
-    cs.store(name="concept_shift_schema", node=load_object("embodied.agents.homeostatic.config:ConceptShiftConfig"))
-    for name, path in ENV_SCHEMAS.items():
-        cs.store(group="env", name=f"{name}_schema", node=load_object(path))
-    for name, spec in REGISTRY.items():
-        cs.store(group="agent", name=f"{name}_schema", node=load_object(spec.config))
+    for name, path in COMMAND_SCHEMAS.items():
+        cs.store(name=f"{name}_schema", node=load_object(path))
+    conf_dir = Path(list(importlib.util.find_spec("embodied.conf").submodule_search_locations)[0])
+    groups = {"env": env_schemas(), "agent": {name: spec.config for name, spec in REGISTRY.items()}}
+    for group, schemas in groups.items():
+        for name, path in schemas.items():
+            node = load_object(path)
+            cs.store(group=group, name=f"{name}_schema", node=node)
+            if not (conf_dir / group / f"{name}.yaml").exists():  # the option needs no YAML of its own
+                cs.store(group=group, name=name, node=node)
     _REGISTERED = True

@@ -6,7 +6,7 @@ the env before anything trains, normalisation statistics (fitted on the training
 episodes and stored in the checkpoint), the held-out episode split, AdamW with
 linear warm-up and cosine decay, bf16 autocast on CUDA, validation losses, and
 save/load of weights, optimiser, step and sampler RNG so a resumed run continues
-exactly. `total_steps` counts gradient steps.
+exactly. The budget is `total_updates`, in gradient updates.
 
 Under torchrun (see embodied.distributed) the training step runs in DistributedDataParallel:
 `batch_size` stays the global batch, every rank draws the same global indices and keeps its
@@ -50,7 +50,7 @@ class ImitationConfig(AgentConfig):
     lr: float = 6e-4
     weight_decay: float = 0.1
     warmup_fraction: float = 0.04
-    """Linear warm-up over this fraction of total_steps, then cosine decay to 0."""
+    """Linear warm-up over this fraction of total_updates, then cosine decay to 0."""
     grad_clip: float = 1.0
     """Max global gradient norm (0: no clipping)."""
     normalization: str = "mean_std"

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from embodied.config import training_budget
 from embodied.errors import CheckpointError, ConfigError
 from embodied.evaluation import episode_metrics
 from embodied.rendering import renders_with_mujoco, require_rendering
@@ -45,7 +46,8 @@ class TrainingHooks:
         self.next_checkpoint = (start_step // every + 1) * every if every > 0 else None
         self.stop_signal: int | None = None
         self.last_logged = -1
-        self.progress = tqdm(total=config.total_steps, initial=start_step, unit="step", mininterval=5, disable=None)
+        total = training_budget(config, agent.step_unit, config.agent.name)[1]
+        self.progress = tqdm(total=total, initial=start_step, unit="step", mininterval=5, disable=None)
 
     def on_step(self, step: int, episodes: list[dict[str, float]] | None = None) -> bool:
         self.progress.update(step - self.progress.n)
@@ -120,6 +122,7 @@ def train(cfg: DictConfig) -> Path:
     config = to_dataclass(cfg)
     hydra_cfg = HydraConfig.get()
     experiment = hydra_cfg.runtime.choices.get("experiment", "custom")
+    budget_key, budget = training_budget(config, agent_class(config.agent.name).step_unit, config.agent.name)
     if not agent_class(config.agent.name).multi_process:  # under torchrun only agents that declare it train
         distributed.require_single_process(config.agent.name)
     device = distributed.setup(resolve_device(config.device))  # under torchrun: join the process group
@@ -170,7 +173,7 @@ def train(cfg: DictConfig) -> Path:
     started = time.time()
     previous = {s: signal.signal(s, hooks.request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        agent.learn(factory, config.total_steps, hooks)
+        agent.learn(factory, budget, hooks)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -193,8 +196,8 @@ def train(cfg: DictConfig) -> Path:
         "processes": distributed.world_size(),  # torchrun's, one per device
         "torch_threads": torch.get_num_threads(),
         "steps": step,
-        "total_steps": config.total_steps,
-        "step_unit": agent.step_unit,  # what total_steps counts for this agent
+        budget_key: budget,  # total_steps (env steps) or total_updates (gradient updates)
+        "step_unit": agent.step_unit,
         "resumed_from_step": start_step if resume else None,
         "train_wall_time_s": round(time.time() - started, 2),
         "checkpoint": str(checkpoint.relative_to(run_dir)),

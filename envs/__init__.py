@@ -2,26 +2,24 @@
 
 `import embodied.envs` registers every env; `gym.make("embodied.envs:embodied/<Id>")`
 does the import for you. A new env family is a module with a `register()` function
-and one line in `_FAMILIES`.
+and one entry in `embodied.envs.registration.FAMILIES`.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 
 import gymnasium as gym
 
 import embodied  # noqa: F401  (chooses MUJOCO_GL before mujoco is imported)
-from embodied.envs import minecraft, navigation
-from embodied.envs.manipulation import memory_pick_place, metaworld, metaworld_multitask, tabletop
+from embodied.envs.registration import FAMILIES
 from embodied.errors import ConfigError
 
-_FAMILIES = (metaworld, metaworld_multitask, memory_pick_place, tabletop, minecraft, navigation)
-
 REGISTERED: list[str] = []
-for _family in _FAMILIES:
-    REGISTERED.extend(_family.register())
+for _family in FAMILIES.values():
+    REGISTERED.extend(importlib.import_module(_family.module).register())
 
 
 def make(env_id: str, **kwargs) -> gym.Env:

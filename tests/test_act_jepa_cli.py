@@ -52,7 +52,7 @@ def test_two_step_run_writes_checkpoint_video_and_probe(mt15_demos: Path, tmp_pa
         "embodied.train",
         "experiment=act_jepa_metaworld15",
         f"agent.dataset={mt15_demos}",
-        "total_steps=2",
+        "total_updates=2",
         *TINY_ACT,
         f"run_dir={run_dir}",
         check=True,
@@ -87,7 +87,7 @@ def test_dataset_with_other_tasks_is_refused_before_training(tmp_path: Path) -> 
         "embodied.train",
         "experiment=act_jepa_metaworld15",
         f"agent.dataset={demos}",
-        "total_steps=2",
+        "total_updates=2",
         *TINY_ACT,
         f"run_dir={run_dir}",
     )
@@ -102,7 +102,7 @@ def test_dataset_with_other_tasks_is_refused_before_training(tmp_path: Path) -> 
         "embodied.train",
         "experiment=act_jepa_metaworld15",
         f"agent.dataset={tmp_path / 'missing'}",
-        "total_steps=2",
+        "total_updates=2",
         *TINY_ACT,
         f"run_dir={tmp_path / 'run2'}",
     )

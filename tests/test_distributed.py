@@ -135,7 +135,7 @@ def demos(tmp_path_factory) -> Path:
 def test_act_jepa_two_processes_train_like_one_and_resume(demos: Path, tmp_path: Path) -> None:
     """ACT-JEPA with the CVAE (its noise drawn for the global batch): 1 process vs 2 gloo processes, then
     a 2-process resume from the step-2 checkpoint of the 2-process run reaches the same final weights."""
-    args = [*COMMON, *TINY_ACT, f"agent.dataset={demos}", f"total_steps={STEPS}", "checkpoint.every=2"]
+    args = [*COMMON, *TINY_ACT, f"agent.dataset={demos}", f"total_updates={STEPS}", "checkpoint.every=2"]
     one, two = tmp_path / "one", tmp_path / "two"
     run_cli("embodied.train", *args, f"run_dir={one}", check=True)
     proc = check(torchrun(*args, f"run_dir={two}", cwd=tmp_path))
@@ -163,7 +163,7 @@ def test_act_jepa_two_processes_train_like_one_and_resume(demos: Path, tmp_path:
 
 def test_ptp_two_processes_train_like_one(demos: Path, tmp_path: Path) -> None:
     """The diffusion policy (noise and timesteps drawn for the global batch, masked loss over the global count)."""
-    args = [*COMMON, *TINY_PTP, f"agent.dataset={demos}", f"total_steps={STEPS}"]
+    args = [*COMMON, *TINY_PTP, f"agent.dataset={demos}", f"total_updates={STEPS}"]
     one, two = tmp_path / "one", tmp_path / "two"
     run_cli("embodied.train", *args, f"run_dir={one}", check=True)
     check(torchrun(*args, f"run_dir={two}", cwd=tmp_path))

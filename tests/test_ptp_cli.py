@@ -56,12 +56,12 @@ def test_multistage_run_resumes_across_stages_and_rolls_out(pixel_demos: Path, t
         *TINY_PTP,
         f"run_dir={run_dir}",
     ]
-    run_cli("embodied.train", *common, "total_steps=6", check=True)  # stages 1, 2 and 3
+    run_cli("embodied.train", *common, "total_updates=6", check=True)  # stages 1, 2 and 3
     caches = list((pixel_demos / "embeddings").iterdir())
     assert len(caches) == 1 and (caches[0] / "meta.json").exists()
     written = (caches[0] / "embeddings.npy").stat().st_mtime_ns
     run_cli(
-        "embodied.train", *common, "total_steps=8", "resume=true", check=True
+        "embodied.train", *common, "total_updates=8", "resume=true", check=True
     )  # stage 3 goes on, the cache is reused
     assert (
         list((pixel_demos / "embeddings").iterdir()) == caches
@@ -84,7 +84,7 @@ def test_missing_dataset_names_the_collect_command(tmp_path: Path) -> None:
         "experiment=ptp_memory_multistage",
         f"agent.dataset={tmp_path / 'none'}",
         "agent.stage1_steps=1",
-        "total_steps=2",
+        "total_updates=2",
         *TINY_PTP,
         f"run_dir={tmp_path / 'run'}",
     )

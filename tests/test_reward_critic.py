@@ -93,9 +93,20 @@ def test_reads_that_never_change_are_named_with_their_fix(line, words):
 
 
 def test_feedback_quotes_the_offending_source_line():
-    code = HEADER + "    a = 1\n    return 1 / 0, {}\n"
+    code = HEADER + "    a = 1\n    return 1 / 0, {}\n    b = memory['facing']\n"
     text = critic.feedback([{"kind": "exception", "message": "ZeroDivisionError", "line": 3, "view": None}], None, code)
-    assert "line 3: return 1 / 0, {}" in text
+    assert "line 3: return 1 / 0, {}" in text and "memory starts empty" not in text
+    text = critic.feedback(
+        [{"kind": "exception", "message": "KeyError: 'facing'", "line": 4, "view": None}], None, code
+    )
+    assert "line 4: b = memory['facing']" in text and "memory.get(name, default)" in text
+
+
+def test_the_worked_example_loses_its_header():
+    from embodied.agents.auto_mc_reward.loop import without_header
+
+    source = handwritten_path("EatCow").read_text()
+    assert source.startswith("# Hand-written") and without_header(source).startswith("def reward(view, memory):")
 
 
 @pytest.mark.parametrize(

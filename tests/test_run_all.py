@@ -222,4 +222,6 @@ def test_every_registered_agent_is_benchmarked(monkeypatch: pytest.MonkeyPatch) 
     agent_speed = sys.modules["benchmarks_agent_speed"] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(agent_speed)
     assert set(run_all.AGENTS) == set(agent_speed.AGENTS) == set(REGISTRY)
-    assert {name for name, a in agent_speed.AGENTS.items() if a.imitation} == set(run_all.PUBLISHED_SIZE)
+    assert set(run_all.PUBLISHED_SIZE) == {"act", "act_jepa", "ptp"}, "read from the registry's published_size"
+    for name, bench in agent_speed.AGENTS.items():
+        assert bench.imitation == bool(bench.preset), f"{name}: an imitation agent needs a size preset"

@@ -130,6 +130,16 @@ def test_bad_values_fail_with_one_line(tmp_path: Path) -> None:
     )
 
 
+def test_the_budget_key_of_the_other_unit_is_refused_naming_the_right_one(tmp_path: Path) -> None:
+    proc = run_cli("embodied.train", "experiment=sac_metaworld_reach", "total_updates=5", f"run_dir={tmp_path / 'a'}")
+    assert_one_line_error(proc, "agent sac counts env steps", "set total_steps=N instead of total_updates=5")
+    proc = run_cli(
+        "embodied.train", "experiment=ptp_memory", "agent.dataset=/none", "total_steps=5", f"run_dir={tmp_path / 'b'}"
+    )
+    assert_one_line_error(proc, "agent ptp counts gradient updates", "set total_updates=N instead of total_steps=5")
+    assert not (tmp_path / "a" / "checkpoints").exists() and not (tmp_path / "b" / "checkpoints").exists()
+
+
 def test_existing_run_is_not_overwritten(tiny_run: Path) -> None:
     before = (tiny_run / ".hydra" / "config.yaml").read_text()
     proc = run_cli("embodied.train", f"run_dir={tiny_run}")

@@ -351,6 +351,7 @@ def feedback(errors: Sequence[dict[str, Any]], review: dict[str, Any] | None, co
         line = err.get("line")
         if isinstance(line, int) and 0 < line <= len(lines) and lines[line - 1].strip():
             item += f"\n  line {line}: {clip(lines[line - 1].strip(), 160)}"
+            item += _hint(str(err["message"]), lines[line - 1])
         for quote in err.get("lines") or ():
             item += f"\n  line {quote['line']}: {quote['source']}"
         if err.get("view") is not None:
@@ -372,6 +373,17 @@ def feedback(errors: Sequence[dict[str, Any]], review: dict[str, Any] | None, co
         kept.append(item)
         size += len(item) + 1
     return "\n".join(kept)
+
+
+def _hint(message: str, source: str) -> str:
+    """A one-line fix for the Python errors small models make most often in reward code ("" if none applies)."""
+    if "KeyError" in message and "memory[" in source:
+        return "\n  memory starts empty in every episode: read it with memory.get(name, default)"
+    if "UnboundLocalError" in message or ("NameError" in message and "is not defined" in message):
+        return (
+            "\n  give the variable a value at the top of the function (e.g. sparse = 0.0 and dense = 0.0) before any if"
+        )
+    return ""
 
 
 def _points(value: Any) -> list[Any]:

@@ -91,6 +91,14 @@ def record_views(task: str, episodes: int, seed: int) -> list[list[dict[str, Any
     return out
 
 
+def without_header(source: str) -> str:
+    """`source` without its leading comment block (who wrote it, and why: not for the Designer to copy)."""
+    lines = source.splitlines()
+    while lines and (lines[0].startswith("#") or not lines[0].strip()):
+        lines.pop(0)
+    return "\n".join(lines) + "\n"
+
+
 def prompt_options(cfg: Any, episodes: list) -> Any:
     """The Designer's prompt additions: a real view, and the hand-written reward of another task."""
     from embodied.agents.auto_mc_reward.prompts import PromptOptions
@@ -98,7 +106,7 @@ def prompt_options(cfg: Any, episodes: list) -> Any:
 
     view = episodes[0][min(20, len(episodes[0]) - 1)] if cfg.prompt.example_view else None
     other = next(t for t in HANDWRITTEN if t != cfg.task)
-    worked = (other, handwritten_path(other).read_text()) if cfg.prompt.worked_example else None
+    worked = (other, without_header(handwritten_path(other).read_text())) if cfg.prompt.worked_example else None
     return PromptOptions(example_view=view, worked_example=worked)
 
 

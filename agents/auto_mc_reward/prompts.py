@@ -34,14 +34,16 @@ FORMAT = (
     """Write one Python function, exactly:
 
 def reward(view, memory):
-    # Thoughts: explain here, in comments, what you reward and why.
+    # Thoughts: at most three comment lines on what you reward and why.
+    sparse = 0.0  # task progress or failure
+    dense = 0.0  # shaping towards success
     ...
-    return total, {"sparse": sparse, "dense": dense}
+    return sparse + 0.1 * dense, {"sparse": sparse, "dense": dense}
 
 Rules:
 - `view` is the dictionary described above for the current step; `memory` is a dict that you may read and write and that persists within one episode (it starts empty), e.g. to compare with the previous step.
 - Return a tuple: a float total and a dict of named float components. It must contain "sparse" (task progress or failure, e.g. +1 on success, -1 on death) and "dense" (shaping that guides the agent towards success). Training uses only their signs: reward = sign(sparse) * 1 + sign(dense) * 0.1.
-- Do not raise: an exception stops training.
+- Give every variable a value before any `if` reads it, and read memory with memory.get(name, default): an exception stops training.
 
 The code is untrusted, so it is checked before it runs and then run in a sandbox; code that breaks these rules is rejected:
 """
@@ -92,7 +94,7 @@ def designer(
             f"```python\n{source.strip()}\n```"
         )
     parts = [
-        "## Process\nYou design dense reward functions for reinforcement learning in a Minecraft-like game. Read the task, the game and the statistics of earlier training, think step by step in comments, then write the reward function.",
+        "## Process\nYou design dense reward functions for reinforcement learning in a Minecraft-like game. Read the task, the game and the statistics of earlier training, think step by step, then write the reward function (do not copy this description into it).",
         f"## Task\n{task.name}: {task.description}. Success: {SUCCESS[task.achievement]}. Episodes end on death{'' if task.achievement is None else ' or success'}, or after {task.max_episode_steps} steps.",
         f"## Game information\n{GAME}",
         "## Statistics of failed trajectories\n" + (failure_stats or "None yet: this is the first design."),

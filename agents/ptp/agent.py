@@ -136,7 +136,7 @@ class PTPAgent(ImitationAgent):
             return super().learn(env, total_steps, hooks)
         if total_steps <= cfg.stage1_steps:
             raise ConfigError(
-                f"total_steps ({total_steps}) must exceed agent.stage1_steps ({cfg.stage1_steps}): stage 3 trains the long-context head for the rest"
+                f"total_updates ({total_steps}) must exceed agent.stage1_steps ({cfg.stage1_steps}): stage 3 trains the long-context head for the rest"
             )
         if self.stage == 1:
             train, val = self.open_data(env)

@@ -67,7 +67,7 @@ class PTPConfig(ImitationConfig):
     """Stage 1 trains the encoder with a short context, stage 2 caches one embedding per
     frame (keyed by the encoder's checksum), stage 3 trains the head on cached embeddings."""
     stage1_steps: int = 0
-    """Gradient steps of stage 1 (multistage); stage 3 gets total_steps - stage1_steps."""
+    """Gradient updates of stage 1 (multistage); stage 3 gets total_updates - stage1_steps."""
     stage1_obs_steps: int = 2
     """Observation history of the stage-1 (short-context) head."""
     embedding_cache: str = ""
