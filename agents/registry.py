@@ -44,22 +44,44 @@ class AgentSpec:
     agent: str
     """"module:Class" of the Agent implementation."""
     bench: BenchSpec
+    tiny: tuple[str, ...] = ()
+    """Overrides of bench.experiment that make training take seconds: the contract tests' config."""
+    tiny_demos: tuple[str, ...] = ()
+    """embodied-collect arguments of a few-second demonstration dataset (imitation agents)."""
 
 
 MT15_DEMOS = ("env=embodied/MetaWorld-MT15-v0", "episodes=1", "max_episode_steps=40", "keep_failures=true")
 MEMORY_DEMOS = ("env=embodied/MemoryPickPlace-v0", "episodes=10", "stop_on_success=true")
 NO_PROBE = ("agent.probe_steps=0", "agent.val_every=0")
+TINY_ACT = (
+    "agent.dim=32",
+    "agent.heads=4",
+    "agent.ffn=64",
+    "agent.encoder_layers=1",
+    "agent.predictor_dim=16",
+    "agent.predictor_heads=2",
+    "agent.predictor_ffn=32",
+    "agent.predictor_layers=1",
+    "agent.chunk=8",
+    "agent.batch_size=8",
+    "env.max_episode_steps=30",
+    *NO_PROBE,
+)
+TINY_MT15 = ("env=embodied/MetaWorld-MT15-v0", "episodes=1", "max_episode_steps=30", "keep_failures=true")
+TINY_PPO = ("env.num_envs=2", "agent.n_steps=16", "agent.batch_size=16", "agent.n_epochs=1", "env.max_episode_steps=20")
 
 REGISTRY: dict[str, AgentSpec] = {
     "sac": AgentSpec(
         "embodied.agents.sb3.config:SACConfig",
         "embodied.agents.sb3.agent:SB3Agent",
         BenchSpec("sac_metaworld_reach", cycle="train_freq", notes="1 env, 1 gradient step per env step"),
+        tiny=("agent.learning_starts=16", "agent.batch_size=16", "agent.net_arch=[16,16]", "env.max_episode_steps=20"),
     ),
     "ppo": AgentSpec(
         "embodied.agents.sb3.config:PPOConfig",
         "embodied.agents.sb3.agent:SB3Agent",
         BenchSpec("ppo_crafter_collect_wood", cycle="rollout", notes="8 envs, symbolic view"),
+        tiny=(*TINY_PPO, "agent.net_arch=[16]"),
     ),
     "act": AgentSpec(
         "embodied.agents.act_jepa.config:ACTConfig",
@@ -67,11 +89,15 @@ REGISTRY: dict[str, AgentSpec] = {
         BenchSpec(
             "act_jepa_metaworld15", ("agent=act", *NO_PROBE), MT15_DEMOS, "act_jepa", published_size=True, notes="state"
         ),
+        tiny=("agent=act", *TINY_ACT),
+        tiny_demos=TINY_MT15,
     ),
     "act_jepa": AgentSpec(
         "embodied.agents.act_jepa.config:ACTJEPAConfig",
         "embodied.agents.act_jepa.agent:ACTAgent",
         BenchSpec("act_jepa_metaworld15", NO_PROBE, MT15_DEMOS, "act_jepa", published_size=True, notes="state"),
+        tiny=TINY_ACT,
+        tiny_demos=TINY_MT15,
     ),
     "ptp": AgentSpec(
         "embodied.agents.ptp.config:PTPConfig",
@@ -84,16 +110,41 @@ REGISTRY: dict[str, AgentSpec] = {
             published_size=True,
             notes="state, DDIM 10 steps, K=1",
         ),
+        tiny=(
+            "agent.dim=32",
+            "agent.heads=4",
+            "agent.layers=1",
+            "agent.embed_dim=32",
+            "agent.n_obs_steps=4",
+            "agent.horizon=10",
+            "agent.n_action_steps=4",
+            "agent.batch_size=8",
+            "agent.inference_steps=3",
+            "agent.val_every=0",
+            "env.max_episode_steps=20",
+        ),
+        tiny_demos=("env=embodied/MemoryPickPlace-v0", "episodes=2"),
     ),
     "slim": AgentSpec(
         "embodied.agents.slim.config:SLIMConfig",
         "embodied.agents.slim.agent:SLIMAgent",
         BenchSpec("slim_tabletop", cycle="rollout", notes="32 envs"),
+        tiny=(
+            "env.num_envs=2",
+            "agent.n_steps=8",
+            "agent.net_arch=[16,16]",
+            "agent.skill_hidden=[16]",
+            "agent.batch_size=16",
+            "agent.n_epochs=1",
+            "agent.skill_epochs=1",
+            "env.max_episode_steps=8",
+        ),
     ),
     "homeostatic_ppo": AgentSpec(
         "embodied.agents.homeostatic.config:HomeostaticPPOConfig",
         "embodied.agents.homeostatic.agent:HomeostaticPPOAgent",
         BenchSpec("homeostatic_ppo_foraging", cycle="rollout", notes="8 envs"),
+        tiny=(*TINY_PPO, "agent.net_arch=[16]"),
     ),
 }
 

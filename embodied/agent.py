@@ -38,6 +38,10 @@ class Agent(abc.ABC):
 
     multi_process: ClassVar[bool] = False
     """Whether it trains under `torchrun` with several processes (DDP); others refuse in one line."""
+    exact_resume: ClassVar[bool] = False
+    """Whether a run interrupted and resumed from a checkpoint trains to exactly the weights of an
+    uninterrupted one. RL agents start fresh episodes on resume (envs are not checkpointed), so
+    they continue from the checkpoint's weights, optimiser and buffer but not bit for bit."""
     step_unit: ClassVar[str] = "env steps"
     """What the budget and `num_steps` count: "env steps" (RL: `total_steps`) or "gradient updates" (`total_updates`)."""
 

@@ -148,6 +148,7 @@ class ImitationAgent(Agent):
 
     multi_process = True
     step_unit = "gradient updates"
+    exact_resume = True
 
     config: ImitationConfig
 
@@ -381,6 +382,10 @@ class ImitationAgent(Agent):
         return dict(self.metrics)
 
     # --- checkpoints ----------------------------------------------------------------
+    def extra_generators(self) -> dict[str, torch.Generator]:
+        """Random generators beyond the training sampler's that a checkpoint must restore (e.g. action noise)."""
+        return {}
+
     def save(self, directory: Path) -> None:
         from embodied.checkpoint import write_agent_files
 
@@ -400,6 +405,7 @@ class ImitationAgent(Agent):
         state = {
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
+            **{f"generator/{name}": g.get_state() for name, g in self.extra_generators().items()},
             "num_steps": self.num_steps,
             "total_steps": self.total_steps,
             "final_metrics": self.final_metrics,
@@ -427,6 +433,9 @@ class ImitationAgent(Agent):
         self.normalizer = Normalizer.from_state_dict(tensors, NORMALIZER_PREFIX)
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
+        for name, generator in self.extra_generators().items():
+            if f"generator/{name}" in state:  # checkpoints written before it was saved lack it
+                generator.set_state(state[f"generator/{name}"])
         self.num_steps, self.total_steps = int(state["num_steps"]), int(state["total_steps"])
         self.final_metrics = dict(state.get("final_metrics") or {})
         self.split = (

@@ -202,6 +202,9 @@ class PTPAgent(ImitationAgent):
         )
         return {"charts/ema_decay": decay}
 
+    def extra_generators(self) -> dict[str, torch.Generator]:
+        return {"sample": self.sample_generator}  # the diffusion sampler's noise: loaded agents act the same
+
     def load(self, directory) -> None:
         super().load(directory)
         if self.config.multistage and self.num_steps >= self.config.stage1_steps:
