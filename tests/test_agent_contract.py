@@ -172,3 +172,23 @@ def test_every_agent_declares_its_budget_unit():
         assert cls.step_unit in ("env steps", "gradient updates"), name
         assert isinstance(cls.exact_resume, bool) and isinstance(cls.multi_process, bool), name
     assert json.dumps(sorted(REGISTRY))  # names are plain strings
+
+
+def test_a_registry_entry_alone_makes_the_group_options(tmp_path):
+    """No YAML needed: an agent entry gives `agent=<name>`, an env family entry `env=<family>`."""
+    import subprocess
+    import sys
+
+    script = (
+        "from embodied.agents.registry import REGISTRY\n"
+        "from embodied.envs.registration import FAMILIES\n"
+        "REGISTRY['my_sac'] = REGISTRY['sac']\n"
+        "FAMILIES['my_tabletop'] = FAMILIES['tabletop']\n"
+        "from embodied.cli import compose\n"
+        "cfg = compose('config', ['agent=my_sac', 'agent.batch_size=7'])\n"
+        "env = compose('config', ['experiment=slim_tabletop', 'env=my_tabletop'])\n"
+        "print(cfg.agent.batch_size, env.env.family)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["7", "tabletop"]
