@@ -81,10 +81,22 @@ def design(task: str, args: argparse.Namespace, out: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    shutil.copyfile(run_dir / "best" / "reward.py", dest / "reward.py")
+    publish(run_dir, dest)
+    return run_dir
+
+
+def publish(run_dir: Path, dest: Path) -> None:
+    """The text of a design run worth committing: the best reward, the LLM store, the config, every
+    candidate's critique and metrics, and the summary (not the training runs)."""
+    if (run_dir / "best").exists():
+        shutil.copyfile(run_dir / "best" / "reward.py", dest / "reward.py")
     shutil.copytree(run_dir / "llm_store", dest / "llm_store")
     shutil.copyfile(run_dir / "summary.json", dest / "summary.json")
-    return run_dir
+    shutil.copyfile(run_dir / ".hydra" / "config.yaml", dest / "config.yaml")
+    for path in sorted((run_dir / "iterations").glob("*/candidates/*/*.json")):
+        target = dest / path.relative_to(run_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
 
 
 def design_report(task: str) -> str:

@@ -157,7 +157,9 @@ def test_design_loop_records_a_huge_design_as_a_static_error(tmp_path: Path) -> 
         proc = run_cli(
             "embodied.agents.auto_mc_reward.loop",
             "task=CollectWood",
+            "llm=endpoint",
             "iterations=1",
+            "samples=1",
             "revisions=1",
             "view_episodes=1",
             "isolation=python",
@@ -169,8 +171,9 @@ def test_design_loop_records_a_huge_design_as_a_static_error(tmp_path: Path) -> 
         )
         bodies = server.chat_bodies
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    critique = json.loads((run_dir / "iterations" / "1" / "critique.json").read_text())
+    critique = json.loads((run_dir / "iterations" / "1" / "candidates" / "0" / "critique.json").read_text())
     assert not critique["accepted"] and [a["errors"][0]["kind"] for a in critique["attempts"]] == ["syntax", "syntax"]
+    assert [a["failed_stage"] for a in critique["attempts"]] == ["static", "static"]
     revision = bodies[1]["messages"]
     assert len(revision[-2]["content"]) <= 100_100 and len(revision[-1]["content"]) <= critic.MAX_FEEDBACK + 200, (
         "what goes back to the Designer is bounded"

@@ -123,7 +123,7 @@ def execute(
                         if name in components or len(components) < MAX_NAMES:
                             components.setdefault(name, []).append(v)
                     kinds = []
-                    lava = view["near_blocks"].get("lava")
+                    lava = (view.get("near_blocks") or {}).get("lava")
                     if view["done"] and view["death_cause"] is not None:
                         kinds = ["death"]
                     elif view["done"] and achievement and view["achievements"].get(achievement):
