@@ -95,6 +95,11 @@ def first_obs(factory):
 
 
 PARAMS = [pytest.param(name, marks=pytest.mark.slow) if name in SLOW_TO_COLLECT else name for name in REGISTRY]
+# resume is bit-exact only where declared (imitation); the RL agents' weaker check runs with -m slow
+RESUME = [
+    name if name not in SLOW_TO_COLLECT and REGISTRY[name].tiny_demos else pytest.param(name, marks=pytest.mark.slow)
+    for name in REGISTRY
+]
 
 
 @pytest.mark.parametrize("name", PARAMS)
@@ -129,7 +134,7 @@ def test_save_load_gives_identical_actions(name, demos, tmp_path):
         np.testing.assert_array_equal(actions[0], actions[1], err_msg=f"{name}, deterministic={deterministic}")
 
 
-@pytest.mark.parametrize("name", PARAMS)
+@pytest.mark.parametrize("name", RESUME)
 def test_interrupt_then_resume_reaches_the_budget(name, demos, tmp_path):
     from embodied.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 
