@@ -66,6 +66,15 @@ def test_sparse_wrong_at_success_and_death_and_dense_that_loves_lava(episodes):
     assert {"sparse_at_success", "sparse_at_death", "dense_at_lava"} <= found, found
 
 
+def test_a_sparse_part_paid_on_every_step(episodes):
+    code = HEADER + (
+        '    sparse = 1.0 if view["life_stats"]["health"] > 0 else -1.0\n'
+        '    dense = float(view["near_blocks"].get("diamond") is not None) + 0.1 * view["step"]\n'
+        '    return sparse + 0.1 * dense, {"sparse": sparse, "dense": dense}\n'
+    )
+    assert "sparse_every_step" in checks(run(code, episodes))
+
+
 def test_a_dense_part_that_never_changes(episodes):
     code = HEADER + (
         '    sparse = 1.0 if view["achievements"]["collect_diamond"] else 0.0\n'

@@ -280,7 +280,7 @@ def _impossible_reads(code: str) -> list[dict[str, Any]]:
 def semantic_errors(code: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Broken logic the execution record shows, with the offending lines quoted; no LLM needed.
 
-    Constant training reward, a dense part that never changes, sparse not positive at the
+    Constant training reward, a dense part that never changes, sparse non-zero on most steps, sparse not positive at the
     success steps or not negative at the death steps, dense positive when lava comes within reach, and
     reads whose answer never changes (_impossible_reads).
     """
@@ -312,6 +312,14 @@ def semantic_errors(code: str, record: dict[str, Any]) -> list[dict[str, Any]]:
             "dense_constant",
             f"dense is {dense['min']:g} on every recorded step: it shapes nothing; make it change with progress towards the goal",
             ("dense",),
+        )
+    sparse = (record.get("components") or {}).get("sparse", {})
+    if training.get("distinct", 0) > 1 and sparse.get("nonzero", 0.0) > 0.5:
+        finding(
+            "sparse_every_step",
+            f"sparse is non-zero on {sparse['nonzero']:.0%} of the recorded steps: it must mark only success (> 0) and death (< 0); "
+            "put per-step shaping in dense",
+            ("sparse",),
         )
     success = at.get("success", {}).get("sparse", [])
     if success and any(v <= 0 for v in success):
