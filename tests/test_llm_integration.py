@@ -13,7 +13,7 @@ import pytest
 
 from helpers import run_cli
 
-pytestmark = pytest.mark.llm
+pytestmark = [pytest.mark.llm, pytest.mark.timeout(1800)]  # a few minutes on a quiet CPU; longer when it is shared
 
 TINY = [
     "task=CollectWood",
