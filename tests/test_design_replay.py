@@ -1,8 +1,12 @@
-"""A design run recorded against the real local model replays offline with byte-identical critiques.
+"""A design run recorded against the real local model replays offline from its committed store.
 
 benchmarks/designed/<task>/ holds what benchmarks/reward_design.py --design committed: the LLM
 store, the run's config and every candidate's critique.json. The first iteration's candidates
-need no training to redo, so they are redone here from the store alone (no model, no network).
+need no training to redo, so they are redone here from the store alone (no model, no network):
+every answer comes back byte for byte, in the recorded order. The Critic's own findings are not
+compared here, since they may grow after the recording (a new check adds to the last attempt's
+errors); `tests/test_llm_integration.py` records and replays under one version and compares
+whole critique files.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ def test_the_first_iteration_replays_from_the_committed_store(task: str, tmp_pat
     for j in range(cfg.samples):
         out = tmp_path / str(j)
         candidate.design(client, cfg, get_task(cfg.task), 1, j, episodes, "", options, seed, out)
-        recorded = root / "iterations" / "1" / "candidates" / str(j) / "critique.json"
-        assert (out / "critique.json").read_bytes() == recorded.read_bytes(), f"candidate {j} differs in replay"
+        recorded = json.loads((root / "iterations" / "1" / "candidates" / str(j) / "critique.json").read_text())
+        replayed = json.loads((out / "critique.json").read_text())
+        assert [a["answer"] for a in replayed["attempts"]] == [a["answer"] for a in recorded["attempts"]], j
     assert client.stats["requests"] == 0 and client.stats["cache_hits"] > 0
