@@ -114,11 +114,8 @@ def design_report(task: str) -> str:
     cells = " | ".join(f"{stages[s]}" for s in order)
     llm = sum(seconds.values())
     fit = [it.get("success_rate") for it in summary["iterations"] if it["status"] == "trained"]
-    return (
-        f"| {task} | {total} | {cells} | {max(fit):.0%} | {llm / 60:.1f} min |"
-        if fit
-        else f"| {task} | {total} | {cells} | – | {llm / 60:.1f} min |"
-    )
+    best = f"{max(fit):.0%}" if fit else "–"
+    return f"| {task} | {len(summary['iterations'])} | {total} | {cells} | {best} | {llm / 60:.1f} min |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,10 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "designed" in rewards:
         print(
-            "\n| design run | attempts | failed: format | static | sandbox | semantic | LLM review | accepted | best design-time success | LLM wall time |"
+            "\n| design run | iterations | attempts | failed: format | static | sandbox | semantic | LLM review | accepted | design-time success of the best | LLM wall time |"
         )
-        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for task in tasks:
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for task in [*tasks, *(f"{t}-rerun" for t in tasks if (DESIGNED / f"{t}-rerun").is_dir())]:
             print(design_report(task))
     print(f"command: {command_line('benchmarks/reward_design.py', argv)}")
     return 0
