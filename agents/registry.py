@@ -53,7 +53,7 @@ class AgentSpec:
 MT15_DEMOS = ("env=embodied/MetaWorld-MT15-v0", "episodes=1", "max_episode_steps=40", "keep_failures=true")
 MEMORY_DEMOS = ("env=embodied/MemoryPickPlace-v0", "episodes=10", "stop_on_success=true")
 NO_PROBE = ("agent.probe_steps=0", "agent.val_every=0")
-TINY_ACT = (
+ACT_SIZES = (
     "agent.dim=32",
     "agent.heads=4",
     "agent.ffn=64",
@@ -64,8 +64,30 @@ TINY_ACT = (
     "agent.predictor_layers=1",
     "agent.chunk=8",
     "agent.batch_size=8",
-    "env.max_episode_steps=30",
-    *NO_PROBE,
+)
+"""act/act_jepa sizes small enough for tests (tests/test_act_jepa_cli.py uses them too)."""
+TINY_ACT = (*ACT_SIZES, "env.max_episode_steps=30", *NO_PROBE)
+PTP_SIZES = (
+    "agent.dim=32",
+    "agent.heads=4",
+    "agent.layers=1",
+    "agent.embed_dim=32",
+    "agent.n_obs_steps=4",
+    "agent.horizon=10",
+    "agent.n_action_steps=4",
+    "agent.batch_size=8",
+    "agent.inference_steps=3",
+)
+"""ptp sizes small enough for tests (tests/test_ptp_cli.py uses them too)."""
+TINY_SLIM = (
+    "env.num_envs=2",
+    "agent.n_steps=8",
+    "agent.net_arch=[16,16]",
+    "agent.skill_hidden=[16]",
+    "agent.batch_size=16",
+    "agent.n_epochs=1",
+    "agent.skill_epochs=1",
+    "env.max_episode_steps=8",
 )
 TINY_MT15 = ("env=embodied/MetaWorld-MT15-v0", "episodes=1", "max_episode_steps=30", "keep_failures=true")
 TINY_PPO = ("env.num_envs=2", "agent.n_steps=16", "agent.batch_size=16", "agent.n_epochs=1", "env.max_episode_steps=20")
@@ -110,35 +132,14 @@ REGISTRY: dict[str, AgentSpec] = {
             published_size=True,
             notes="state, DDIM 10 steps, K=1",
         ),
-        tiny=(
-            "agent.dim=32",
-            "agent.heads=4",
-            "agent.layers=1",
-            "agent.embed_dim=32",
-            "agent.n_obs_steps=4",
-            "agent.horizon=10",
-            "agent.n_action_steps=4",
-            "agent.batch_size=8",
-            "agent.inference_steps=3",
-            "agent.val_every=0",
-            "env.max_episode_steps=20",
-        ),
+        tiny=(*PTP_SIZES, "agent.val_every=0", "env.max_episode_steps=20"),
         tiny_demos=("env=embodied/MemoryPickPlace-v0", "episodes=2"),
     ),
     "slim": AgentSpec(
         "embodied.agents.slim.config:SLIMConfig",
         "embodied.agents.slim.agent:SLIMAgent",
         BenchSpec("slim_tabletop", cycle="rollout", notes="32 envs"),
-        tiny=(
-            "env.num_envs=2",
-            "agent.n_steps=8",
-            "agent.net_arch=[16,16]",
-            "agent.skill_hidden=[16]",
-            "agent.batch_size=16",
-            "agent.n_epochs=1",
-            "agent.skill_epochs=1",
-            "env.max_episode_steps=8",
-        ),
+        tiny=TINY_SLIM,
     ),
     "homeostatic_ppo": AgentSpec(
         "embodied.agents.homeostatic.config:HomeostaticPPOConfig",

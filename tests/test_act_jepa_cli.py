@@ -7,19 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from embodied.agents.registry import ACT_SIZES
 from helpers import assert_one_line_error, run_cli
 
 TINY_ACT = [
-    "agent.dim=32",
-    "agent.heads=4",
-    "agent.ffn=64",
-    "agent.encoder_layers=1",
-    "agent.predictor_dim=16",
-    "agent.predictor_heads=2",
-    "agent.predictor_ffn=32",
-    "agent.predictor_layers=1",
-    "agent.chunk=8",
-    "agent.batch_size=8",
+    *ACT_SIZES,
     "agent.probe_steps=5",
     "env.max_episode_steps=30",
     "env.render_size=[64,64]",

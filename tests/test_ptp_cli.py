@@ -8,18 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from embodied.agents.registry import PTP_SIZES
 from helpers import assert_one_line_error, run_cli
 
 TINY_PTP = [
-    "agent.dim=32",
-    "agent.heads=4",
-    "agent.layers=1",
-    "agent.embed_dim=32",
-    "agent.n_obs_steps=4",
-    "agent.horizon=10",
-    "agent.n_action_steps=4",
-    "agent.batch_size=8",
-    "agent.inference_steps=3",
+    *PTP_SIZES,
     "agent.val_every=2",
     "agent.val_batches=1",
     "env.image_size=[32,32]",

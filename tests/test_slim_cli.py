@@ -8,17 +8,11 @@ import csv
 import json
 from pathlib import Path
 
+from embodied.agents import registry
 from helpers import assert_one_line_error, run_cli
 
 TINY_SLIM = [
-    "env.num_envs=2",
-    "agent.n_steps=8",
-    "agent.net_arch=[16,16]",
-    "agent.skill_hidden=[16]",
-    "agent.batch_size=16",
-    "agent.n_epochs=1",
-    "agent.skill_epochs=1",
-    "env.max_episode_steps=8",
+    *registry.TINY_SLIM,
     "env.render_size=[64,64]",
     "eval.episodes=1",
     "eval.video_episodes=1",
