@@ -28,27 +28,11 @@ VARIANTS = {"paper": (False, False), "view": (True, False), "example": (False, T
 STAGES = ("format", "static", "sandbox", "semantic")
 
 
-def first_failure(answer, task, episodes, max_tokens) -> str | None:
-    """The first of the Critic's LLM-free stages an answer fails, or None."""
-    from embodied.agents.auto_mc_reward import critic
-    from embodied.agents.auto_mc_reward.candidate import _format_errors
-
-    code = None if answer.cut_off else critic.extract_code(answer.text)
-    if _format_errors(answer, code, max_tokens):
-        return "format"
-    if critic.static_errors(code):
-        return "static"
-    record, errors = critic.execute(code, episodes, True, 1.0, 512, "kernel", task.achievement)
-    if errors:
-        return "sandbox"
-    return "semantic" if critic.semantic_errors(code, record) else None
-
-
 def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from embodied.agents.auto_mc_reward import prompts
-    from embodied.agents.auto_mc_reward.candidate import request_seed
+    from embodied.agents.auto_mc_reward.candidate import check_answer, request_seed
     from embodied.agents.auto_mc_reward.config import DesignConfig
     from embodied.agents.auto_mc_reward.loop import prompt_options, record_views
     from embodied.envs.minecraft.tasks import get_task
@@ -90,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                         seed=request_seed(seed, "prompt", variant, name, i),
                         tag=f"prompt/{variant}/{name}/{i}",
                     )
-                    counts[variant][first_failure(answer, task, episodes, cfg.llm.max_tokens) or "passed"] += 1
+                    counts[variant][check_answer(answer, cfg, task, episodes)[1] or "passed"] += 1
                     tokens[variant].append(len(answer.text))
                     print(f"{name} {variant} {i}: {dict(counts[variant])}", file=sys.stderr, flush=True)
     for path in store.glob("*-*.json"):

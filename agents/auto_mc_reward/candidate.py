@@ -56,6 +56,26 @@ def _format_errors(answer: Any, code: Optional[str], max_tokens: Optional[int]) 
     return []
 
 
+def check_answer(answer: Any, cfg: Any, task: Any, episodes: list) -> tuple[Optional[str], Optional[str], list, dict]:
+    """The stages that need no LLM, in order: (code, the first failed stage or None, its errors, the execution record)."""
+    from embodied.agents.auto_mc_reward import critic
+
+    code = None if answer.cut_off else critic.extract_code(answer.text)
+    errors = _format_errors(answer, code, cfg.llm.max_tokens)
+    if errors:
+        return code, "format", errors, {}
+    errors = critic.static_errors(code)
+    if errors:
+        return code, "static", errors, {}
+    execution, errors = critic.execute(
+        code, episodes, cfg.scale_constraint, cfg.timeout_s, cfg.memory_mb, cfg.isolation, task.achievement
+    )
+    if errors:
+        return code, "sandbox", errors, execution
+    errors = critic.semantic_errors(code, execution)
+    return code, ("semantic" if errors else None), errors, execution
+
+
 def review_outcome(review: Optional[dict[str, Any]]) -> str:
     """ "revise" (a verdict with at least one problem), "pass" (with at least one checked item) or "empty"."""
     if not isinstance(review, dict):
@@ -99,21 +119,9 @@ def design(
             record["stopped"] = {**where, "error": str(err)}
             write_json(out / "critique.json", record)
             raise Stopped(where, err) from None
-        code = None if answer.cut_off else critic.extract_code(answer.text)
         attempt: dict[str, Any] = {"revision": revision, "answer": critic.clip(answer.text, MAX_SOURCE)}
-        errors = _format_errors(answer, code, cfg.llm.max_tokens)
-        stage, execution, review = ("format" if errors else None), {}, None
-        if stage is None:
-            errors = critic.static_errors(code)
-            stage = "static" if errors else None
-        if stage is None:
-            execution, errors = critic.execute(
-                code, episodes, cfg.scale_constraint, cfg.timeout_s, cfg.memory_mb, cfg.isolation, task.achievement
-            )
-            stage = "sandbox" if errors else None
-        if stage is None:
-            errors = critic.semantic_errors(code, execution)
-            stage = "semantic" if errors else None
+        code, stage, errors, execution = check_answer(answer, cfg, task, episodes)
+        review = None
         if stage is None:
             where = {**where, "role": "critic"}
             try:

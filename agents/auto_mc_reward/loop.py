@@ -185,6 +185,7 @@ def stage_counts(critiques: list[dict[str, Any]]) -> dict[str, int]:
 def iteration(ctx: dict[str, Any], k: int, analysis: str) -> tuple[dict[str, Any], str]:
     """Iteration k: K candidates designed, the accepted ones trained, the fittest analysed; (metrics, next analysis)."""
     from embodied.agents.auto_mc_reward import analyzer, candidate, critic, prompts
+    from embodied.agents.auto_mc_reward.candidate import request_seed
     from embodied.run_info import write_json
 
     cfg, client, task = ctx["cfg"], ctx["client"], ctx["task"]
@@ -236,8 +237,6 @@ def iteration(ctx: dict[str, Any], k: int, analysis: str) -> tuple[dict[str, Any
     metrics.update(status="trained", best_candidate=b)
     stats = analyzer.statistics(it_dir / "candidates" / str(b) / "train")
     code = (it_dir / "reward.py").read_text()
-    from embodied.agents.auto_mc_reward.candidate import request_seed
-
     text = client.chat(
         prompts.analyzer(task, stats, code),
         temperature=0.0,
@@ -252,11 +251,11 @@ def run_seed(cfg: Any, run_dir: Path, store: Path) -> int:
     """The base of every request seed: llm.seed, else the resumed run's, the replayed store's, or a fresh one."""
     if cfg.llm.seed is not None:
         return int(cfg.llm.seed)
-    for path in ((run_dir / "summary.json") if cfg.resume else None, store / "run.json"):
-        if path is not None and path.is_file() and (cfg.resume or cfg.llm.mode == "replay"):
-            seed = json.loads(path.read_text()).get("llm", {}).get("seed")
-            if seed is not None:
-                return int(seed)
+    recorded = run_dir / "summary.json" if cfg.resume else store / "run.json" if cfg.llm.mode == "replay" else None
+    if recorded is not None and recorded.is_file():
+        seed = json.loads(recorded.read_text()).get("llm", {}).get("seed")
+        if seed is not None:
+            return int(seed)
     return random.SystemRandom().randrange(2**31)
 
 
