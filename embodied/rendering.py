@@ -10,6 +10,7 @@ is present. `PYOPENGL_PLATFORM` follows, as PyOpenGL needs the same choice.
 
 from __future__ import annotations
 
+import copy
 import ctypes.util
 import os
 import sys
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from embodied.errors import RenderingError
+from embodied.errors import ConfigError, RenderingError
 
 OSMESA_HINT = "install OSMesa with `apt-get update && apt-get install -y libosmesa6` (Debian/Ubuntu; `make setup` does this as root), or set MUJOCO_GL=egl on a machine with a GPU"
 _LIBRARY = {"osmesa": "OSMesa", "egl": "EGL"}
@@ -103,23 +104,177 @@ def renders_with_mujoco(env: Any, depth: int = 3) -> bool:
 BACKEND = choose_backend()
 
 
+RENDER_QUALITIES = ("auto", "fast", "full")
+"""`full`: the model's own look (shadows, reflections, skybox, multisampling, every mesh face).
+`fast`: none of those, and meshes simplified by vertex clustering; `auto`: fast when
+rendering is software (OSMesa, or EGL without an NVIDIA GPU), full otherwise."""
+MESH_CELL = 0.01
+"""Vertex-clustering cell (metres) of the simplified meshes: under a pixel at 128x128 for a table-sized view."""
+MIN_FACES = 2000
+"""Meshes with fewer faces are drawn as they are (cheap already)."""
+_FAST_OFF = ("mjRND_SHADOW", "mjRND_REFLECTION", "mjRND_SKYBOX")
+
+
+def software_rendering() -> bool:
+    """Whether frames come from a CPU rasteriser (Mesa's llvmpipe) rather than a GPU."""
+    return BACKEND == "osmesa" or (BACKEND == "egl" and not _has_nvidia_gpu())
+
+
+def resolve_quality(quality: str, name: str = "render_quality") -> str:
+    """`fast` or `full` for a `render_quality` option (auto resolves by the backend); ConfigError otherwise."""
+    if quality not in RENDER_QUALITIES:
+        raise ConfigError(f"{name} must be one of {', '.join(RENDER_QUALITIES)}, got {quality!r}")
+    if quality == "auto":
+        return "fast" if software_rendering() else "full"
+    return quality
+
+
+def simplify_meshes(model: Any, cell: float = MESH_CELL, min_faces: int = MIN_FACES) -> tuple[Any, int, int]:
+    """A copy of `model` whose large meshes are simplified by vertex clustering; (copy, faces before, after).
+
+    Vertices in one cell of a grid (`cell`, or a twentieth of the mesh's diagonal if
+    smaller, so small objects keep their shape) merge at their mean; faces that collapse
+    are dropped. Only the mesh buffers change, so the copy serves as the model an
+    `MjrContext` uploads while scenes are still built from the original model and data.
+    """
+    simple = copy.copy(model)
+    before = after = 0
+    for k in range(simple.nmesh):
+        va, nv = simple.mesh_vertadr[k], simple.mesh_vertnum[k]
+        fa, nf = simple.mesh_faceadr[k], simple.mesh_facenum[k]
+        before += nf
+        if nf < min_faces:
+            after += nf
+            continue
+        verts = simple.mesh_vert[va : va + nv].astype(np.float64)
+        faces = simple.mesh_face[fa : fa + nf]
+        size = min(cell, float(np.linalg.norm(verts.max(0) - verts.min(0))) / 20)
+        _, first, cluster = np.unique(np.floor(verts / size), axis=0, return_index=True, return_inverse=True)
+        cluster = cluster.ravel()
+        counts = np.bincount(cluster)
+        simple.mesh_vert[va + first] = (
+            np.stack([np.bincount(cluster, verts[:, i]) for i in range(3)], 1) / counts[:, None]
+        )
+        merged = first[cluster[faces]]
+        keep = np.flatnonzero(
+            (merged[:, 0] != merged[:, 1]) & (merged[:, 1] != merged[:, 2]) & (merged[:, 0] != merged[:, 2])
+        )
+        _, unique = np.unique(np.sort(merged[keep], axis=1), axis=0, return_index=True)
+        keep = keep[np.sort(unique)]
+        simple.mesh_face[fa : fa + len(keep)] = merged[keep]
+        for per_face in (simple.mesh_facenormal, simple.mesh_facetexcoord):
+            if per_face.size:
+                per_face[fa : fa + len(keep)] = per_face[fa : fa + nf][keep].copy()
+        simple.mesh_facenum[k] = len(keep)
+        after += len(keep)
+    return simple, before, after
+
+
+class Renderer:
+    """Offscreen frames of one model at one size and quality (fast or full; see RENDER_QUALITIES).
+
+    `full` draws exactly what `mujoco.Renderer` draws. `fast` uploads a simplified copy
+    of the model's meshes (`simplify_meshes`), without multisampling or a shadow map,
+    and turns shadows, reflections and the skybox off in every scene.
+    """
+
+    def __init__(self, model: Any, size: tuple[int, int], quality: str = "full") -> None:
+        import mujoco
+
+        require_rendering()
+        height, width = size
+        uploaded = model
+        if quality == "fast":
+            uploaded, _, _ = simplify_meshes(model)
+            uploaded.vis.quality.offsamples = 0
+            uploaded.vis.quality.shadowsize = 0
+        elif quality != "full":
+            raise ConfigError(f"render quality must be fast or full, got {quality!r}")
+        if quality == "fast" or width > model.vis.global_.offwidth or height > model.vis.global_.offheight:
+            uploaded = uploaded if uploaded is not model else copy.copy(model)
+            uploaded.vis.global_.offwidth = max(width, uploaded.vis.global_.offwidth)
+            uploaded.vis.global_.offheight = max(height, uploaded.vis.global_.offheight)
+        self.model, self.size, self.quality = model, (height, width), quality
+        self._gl = mujoco.GLContext(width, height)
+        self._gl.make_current()
+        self._context = mujoco.MjrContext(uploaded, mujoco.mjtFontScale.mjFONTSCALE_150)
+        mujoco.mjr_setBuffer(mujoco.mjtFramebuffer.mjFB_OFFSCREEN, self._context)
+        self._scene = mujoco.MjvScene(model, maxgeom=10000)
+        self._option = mujoco.MjvOption()
+        self._camera = mujoco.MjvCamera()
+        self._camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+        self._rect = mujoco.MjrRect(0, 0, width, height)
+        self._off = [getattr(mujoco.mjtRndFlag, flag) for flag in _FAST_OFF] if quality == "fast" else []
+        self._segment = (mujoco.mjtRndFlag.mjRND_SEGMENT, mujoco.mjtRndFlag.mjRND_IDCOLOR)
+
+    def render(self, data: Any, camera: str, segmentation: bool = False) -> np.ndarray:
+        """HxWx3 uint8 frame of `camera`, or with `segmentation` an HxWx2 int32 map of (object id,
+        `mjtObj` type) per pixel, as `mujoco.Renderer` gives it ((-1, -1): background)."""
+        import mujoco
+
+        camera_id = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
+        if camera_id < 0:
+            raise ConfigError(f"camera '{camera}' is not in the model")
+        self._camera.fixedcamid = camera_id
+        self._gl.make_current()
+        mujoco.mjv_updateScene(
+            self.model, data, self._option, None, self._camera, mujoco.mjtCatBit.mjCAT_ALL, self._scene
+        )
+        for flag in self._off:
+            self._scene.flags[flag] = 0
+        for flag in self._segment:
+            self._scene.flags[flag] = segmentation
+        frame = np.empty((*self.size, 3), dtype=np.uint8)
+        mujoco.mjr_render(self._rect, self._scene, self._context)
+        mujoco.mjr_readPixels(frame, None, self._rect, self._context)
+        frame = frame[::-1]
+        if not segmentation:
+            return np.ascontiguousarray(frame)
+        ids = frame.astype(np.int64) @ np.array([1, 1 << 8, 1 << 16])  # scene geom index + 1; 0: background
+        lookup = np.full((self._scene.ngeom + 1, 2), -1, dtype=np.int32)
+        for i in range(self._scene.ngeom):
+            geom = self._scene.geoms[i]
+            if geom.segid >= 0:
+                lookup[geom.segid + 1] = (geom.objid, geom.objtype)
+        return lookup[np.clip(ids, 0, self._scene.ngeom)]
+
+    def close(self) -> None:
+        """Free the GL resources with this renderer's own context current (freeing them under another
+        context would delete that context's buffers instead)."""
+        if self._gl is not None:
+            self._gl.make_current()
+            self._context.free()
+            self._gl.free()
+            self._gl = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
 class Cameras:
-    """Offscreen `mujoco.Renderer`s of one model, one per image size, made on first use."""
+    """Offscreen renderers of one model, one per (image size, quality), made on first use."""
 
     def __init__(self) -> None:
-        self._renderers: dict[tuple[int, int], Any] = {}
+        self._renderers: dict[tuple[tuple[int, int], str], Renderer] = {}
 
-    def render(self, model: Any, data: Any, camera: str, size: tuple[int, int]) -> Any:
-        """HxWx3 uint8 image of `camera` at (height, width)."""
-        renderer = self._renderers.get(size)
+    def render(
+        self,
+        model: Any,
+        data: Any,
+        camera: str,
+        size: tuple[int, int],
+        quality: str = "full",
+        segmentation: bool = False,
+    ) -> np.ndarray:
+        """HxWx3 uint8 image of `camera` at (height, width) and `quality` (or its geom-id map; see Renderer.render)."""
+        key = ((int(size[0]), int(size[1])), quality)
+        renderer = self._renderers.get(key)
         if renderer is None:
-            import mujoco
-
-            require_rendering()
-            renderer = mujoco.Renderer(model, height=size[0], width=size[1])
-            self._renderers[size] = renderer
-        renderer.update_scene(data, camera=camera)
-        return renderer.render()
+            renderer = self._renderers[key] = Renderer(model, key[0], quality)
+        return renderer.render(data, camera, segmentation)
 
     def close(self) -> None:
         for renderer in self._renderers.values():

@@ -305,7 +305,7 @@ def test_corner_images_are_raw_render_rotated_180(camera: str, rotated: bool) ->
     raw = _raw_render(env, camera, size)
     assert not np.array_equal(raw, raw[::-1])  # else the comparison below proves nothing
     expected = raw[::-1, ::-1] if rotated else raw
-    np.testing.assert_array_equal(env.camera_image(camera, size), expected)
+    np.testing.assert_array_equal(env.camera_image(camera, size, "full"), expected)
     env.close()
 
 
@@ -347,7 +347,7 @@ def test_fixed_cameras_are_upright_and_not_mirrored(camera: str) -> None:
     env.reset(seed=0)
     size = (160, 160)
     raw = _raw_render(env, camera, size)
-    shown = env.camera_image(camera, size)
+    shown = env.camera_image(camera, size, "full")
     applied = [name for name, fn in _TRANSFORMS.items() if np.array_equal(fn(raw), shown)]
     if len(applied) != 1:
         pytest.fail(f"camera {camera!r}: the wrapper's image is no flip/rotation of the raw render")

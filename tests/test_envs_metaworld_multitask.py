@@ -224,7 +224,16 @@ def test_yaml_composes_and_builds_the_env() -> None:
     assert isinstance(cfg.env, MetaWorldMultiTaskConfig) and cfg.env.id == "embodied/MetaWorld-MT10-v0"
     common = {f.name for f in dataclasses.fields(EnvConfig)}
     kwargs = {f.name: getattr(cfg.env, f.name) for f in dataclasses.fields(cfg.env) if f.name not in common}
-    assert set(kwargs) == {"suite", "obs_mode", "cameras", "image_size", "render_size", "render_camera"}
+    assert set(kwargs) == {
+        "suite",
+        "obs_mode",
+        "cameras",
+        "image_size",
+        "render_size",
+        "render_camera",
+        "render_quality",
+        "video_quality",
+    }
     params = inspect.signature(MetaWorldMultiTaskEnv).parameters
     assert set(params) == set(kwargs) | {"tasks", "render_mode"}
     for name in set(kwargs) - {"suite"}:  # the schema's defaults are the env's

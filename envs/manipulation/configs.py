@@ -18,6 +18,11 @@ class CameraObsConfig(EnvConfig):
     """(height, width) of observation images."""
     render_size: list[int] = field(default_factory=lambda: [256, 256])
     """(height, width) of video frames."""
+    render_quality: str = "auto"
+    """Observation images: fast (no shadows, reflections, skybox or multisampling; simplified meshes),
+    full (the model's own look) or auto (fast on software GL, i.e. without a GPU)."""
+    video_quality: str = "full"
+    """The same choice for video frames."""
 
 
 @dataclass

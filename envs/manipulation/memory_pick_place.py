@@ -176,6 +176,8 @@ class MemoryPickPlaceEnv(SceneEnv):
         render_mode: str | None = None,
         render_size: Sequence[int] = (256, 256),
         render_camera: str = "front",
+        render_quality: str = "auto",
+        video_quality: str = "full",
         cue_steps: int = 3,
     ) -> None:
         """
@@ -186,13 +188,25 @@ class MemoryPickPlaceEnv(SceneEnv):
             render_mode: None or "rgb_array" (frames for videos).
             render_size: (height, width) of `render()` frames.
             render_camera: camera used by `render()`.
+            render_quality, video_quality: fast, full or auto for observation images and
+                `render()` frames; see `embodied.rendering.RENDER_QUALITIES`.
             cue_steps: observations (from the reset one on) during which the lamp shows the target.
         """
         if int(cue_steps) != cue_steps or int(cue_steps) < 1:
             raise ConfigError(
                 f"cue_steps must be an integer >= 1 (the lamp must be lit at least on the reset observation), got {cue_steps!r}"
             )
-        self.setup_scene(_scene_xml, obs_mode, cameras, image_size, render_mode, render_size, render_camera)
+        self.setup_scene(
+            _scene_xml,
+            obs_mode,
+            cameras,
+            image_size,
+            render_mode,
+            render_size,
+            render_camera,
+            render_quality,
+            video_quality,
+        )
         self.cue_steps = int(cue_steps)
 
         model = self.model

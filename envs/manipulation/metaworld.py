@@ -24,7 +24,7 @@ from metaworld.env_dict import ENV_CLS_MAP
 from metaworld.policies import ENV_POLICY_MAP
 
 from embodied.errors import ConfigError
-from embodied.rendering import Cameras, camera_observation_space
+from embodied.rendering import Cameras, camera_observation_space, resolve_quality
 
 # Meta-World's experts warn when their gains exceed the action bounds; the env clips, as we do.
 warnings.filterwarnings("ignore", message=r"Constant\(s\) may be too high", category=UserWarning)
@@ -60,6 +60,8 @@ class MetaWorldEnv(gym.Env):
         render_mode: str | None = None,
         render_size: Sequence[int] = (256, 256),
         render_camera: str = "corner",
+        render_quality: str = "auto",
+        video_quality: str = "full",
     ) -> None:
         """
         Args:
@@ -70,6 +72,9 @@ class MetaWorldEnv(gym.Env):
             render_mode: None or "rgb_array" (frames for videos).
             render_size: (height, width) of `render()` frames.
             render_camera: camera used by `render()`.
+            render_quality: fast, full or auto (fast on software GL) for observation images;
+                see `embodied.rendering.RENDER_QUALITIES`.
+            video_quality: the same for `render()` frames (videos keep the full look by default).
         """
         key = check_task(task)
         if obs_mode not in OBS_MODES:
@@ -86,6 +91,8 @@ class MetaWorldEnv(gym.Env):
         self.render_mode = render_mode
         self.render_size = (int(render_size[0]), int(render_size[1]))
         self.render_camera = render_camera
+        self.render_quality = resolve_quality(render_quality)
+        self.video_quality = resolve_quality(video_quality, "video_quality")
 
         self._env = ENV_CLS_MAP[key]()
         self._env._partially_observable = False  # goal position in obs[36:39]
@@ -124,7 +131,7 @@ class MetaWorldEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        return self.camera_image(self.render_camera, self.render_size)
+        return self.camera_image(self.render_camera, self.render_size, self.video_quality)
 
     def close(self) -> None:
         self._cameras.close()
@@ -136,9 +143,13 @@ class MetaWorldEnv(gym.Env):
         action = self._expert.get_action(self._state.astype(np.float64))
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
-    def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
-        """Render `camera` at (height, width) as an upright HxWx3 uint8 image."""
-        image = self._cameras.render(self._env.model, self._env.data, camera, size)
+    def camera_image(
+        self, camera: str, size: tuple[int, int], quality: str | None = None, segmentation: bool = False
+    ) -> np.ndarray:
+        """Render `camera` at (height, width) and `quality` (default: the observations') as an upright
+        HxWx3 uint8 image, or with `segmentation` its HxWx2 (object id, type) map; see Renderer.render."""
+        quality = quality or self.render_quality
+        image = self._cameras.render(self._env.model, self._env.data, camera, size, quality, segmentation)
         return np.ascontiguousarray(image[::-1, ::-1]) if camera in _UPSIDE_DOWN else image
 
     def _observation(self):

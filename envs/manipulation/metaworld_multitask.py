@@ -115,13 +115,15 @@ class MetaWorldMultiTaskEnv(gym.Env):
         render_mode: str | None = None,
         render_size: Sequence[int] = (256, 256),
         render_camera: str = "corner",
+        render_quality: str = "auto",
+        video_quality: str = "full",
     ) -> None:
         """
         Args:
             suite: a key of SUITES ("MT10", "MT15", "MT50"); or give `tasks`.
             tasks: explicit Meta-World v3 task names; their order defines the one-hot index.
-            obs_mode, cameras, image_size, render_mode, render_size, render_camera:
-                passed to every task's `MetaWorldEnv` (see there).
+            obs_mode, cameras, image_size, render_mode, render_size, render_camera, render_quality,
+            video_quality: passed to every task's `MetaWorldEnv` (see there).
         """
         self.tasks: tuple[str, ...] = resolve_tasks(suite, tasks)
         self.suite = suite
@@ -138,6 +140,8 @@ class MetaWorldMultiTaskEnv(gym.Env):
                     render_mode=render_mode,
                     render_size=render_size,
                     render_camera=render_camera,
+                    render_quality=render_quality,
+                    video_quality=video_quality,
                 )
         except Exception:
             self.close()
@@ -148,6 +152,7 @@ class MetaWorldMultiTaskEnv(gym.Env):
 
         first = self._envs[self.tasks[0]]
         self.cameras = first.cameras
+        self.render_quality, self.video_quality = first.render_quality, first.video_quality
         self.action_space = first.action_space
         parts: dict[str, spaces.Space] = {}
         if obs_mode != "pixels":
@@ -203,9 +208,11 @@ class MetaWorldMultiTaskEnv(gym.Env):
         """Action of the current task's Meta-World scripted expert."""
         return self._envs[self.task].expert_action()
 
-    def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
-        """Render `camera` of the current task at (height, width); see MetaWorldEnv.camera_image."""
-        return self._envs[self.task].camera_image(camera, size)
+    def camera_image(
+        self, camera: str, size: tuple[int, int], quality: str | None = None, segmentation: bool = False
+    ) -> np.ndarray:
+        """Render `camera` of the current task; see MetaWorldEnv.camera_image."""
+        return self._envs[self.task].camera_image(camera, size, quality, segmentation)
 
     def _check_known(self, task: Any) -> str:
         if not isinstance(task, str) or task not in self._index:

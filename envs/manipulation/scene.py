@@ -16,7 +16,7 @@ import mujoco
 import numpy as np
 
 from embodied.errors import ConfigError
-from embodied.rendering import Cameras
+from embodied.rendering import Cameras, resolve_quality
 
 OBS_MODES = ("state", "pixels", "state+pixels")
 OVERHEAD_LIGHT = (
@@ -56,6 +56,8 @@ class SceneEnv(gym.Env):
         render_mode: str | None,
         render_size: Sequence[int],
         render_camera: str,
+        render_quality: str = "auto",
+        video_quality: str = "full",
     ) -> None:
         """Check the options, then build `self.model`, `self.data` and the camera cache."""
         if obs_mode not in OBS_MODES:
@@ -77,6 +79,8 @@ class SceneEnv(gym.Env):
         self.render_mode = render_mode
         self.render_size = image_size(render_size, "render_size")
         self.render_camera = render_camera
+        self.render_quality = resolve_quality(render_quality)
+        self.video_quality = resolve_quality(video_quality, "video_quality")
         height = max(self.image_size[0], self.render_size[0])
         width = max(self.image_size[1], self.render_size[1])
         self.model = mujoco.MjModel.from_xml_string(scene_xml(height, width))
@@ -86,14 +90,18 @@ class SceneEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        return self.camera_image(self.render_camera, self.render_size)
+        return self.camera_image(self.render_camera, self.render_size, self.video_quality)
 
     def close(self) -> None:
         self._cameras.close()
 
-    def camera_image(self, camera: str, size: tuple[int, int]) -> np.ndarray:
-        """Render `camera` at (height, width) as an HxWx3 uint8 image."""
-        return self._cameras.render(self.model, self.data, camera, size)
+    def camera_image(
+        self, camera: str, size: tuple[int, int], quality: str | None = None, segmentation: bool = False
+    ) -> np.ndarray:
+        """Render `camera` at (height, width) and `quality` (default: the observations') as an HxWx3
+        uint8 image, or with `segmentation` its HxWx2 (object id, type) map; see Renderer.render."""
+        quality = quality or self.render_quality
+        return self._cameras.render(self.model, self.data, camera, size, quality, segmentation)
 
     def _observation(self):
         """The observation for `obs_mode`, from the subclass's `_state()` vector and the cameras."""

@@ -213,6 +213,8 @@ class TabletopEnv(SceneEnv):
         render_mode: str | None = None,
         render_size: Sequence[int] = (256, 256),
         render_camera: str = "front",
+        render_quality: str = "auto",
+        video_quality: str = "full",
         speed_limit: float = SPEED_LIMIT,
         goal_in_obs: bool = False,
         hand_start: str = "beside",
@@ -225,6 +227,8 @@ class TabletopEnv(SceneEnv):
             render_mode: None or "rgb_array" (frames for videos).
             render_size: (height, width) of `render()` frames.
             render_camera: camera used by `render()`.
+            render_quality, video_quality: fast, full or auto for observation images and
+                `render()` frames; see `embodied.rendering.RENDER_QUALITIES`.
             speed_limit: hand speed (m/s) above which `info["speed_violation"]` fires.
             goal_in_obs: append the goal xy to the state observation (17-d instead of 15-d).
             hand_start: "beside" (pushing height, 8-12 cm from the cube) or "above" (0.12 m over the table centre).
@@ -232,7 +236,17 @@ class TabletopEnv(SceneEnv):
         if hand_start not in HAND_STARTS:
             raise ConfigError(f"unknown hand_start '{hand_start}'; choose one of: {', '.join(HAND_STARTS)}")
         self.hand_start = hand_start
-        self.setup_scene(_scene_xml, obs_mode, cameras, image_size, render_mode, render_size, render_camera)
+        self.setup_scene(
+            _scene_xml,
+            obs_mode,
+            cameras,
+            image_size,
+            render_mode,
+            render_size,
+            render_camera,
+            render_quality,
+            video_quality,
+        )
         if (
             isinstance(speed_limit, bool)
             or not isinstance(speed_limit, (int, float))

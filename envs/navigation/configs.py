@@ -54,6 +54,8 @@ class ForagingConfig(EnvConfig):
     """Explicit env steps at which the mapping swaps (overrides shift_every), e.g. a second-order schedule."""
     render_size: list[int] = field(default_factory=lambda: [256, 256])
     """(height, width) of video frames."""
+    video_quality: str = "full"
+    """Video frames: full (the model's own look), fast (see embodied.rendering.RENDER_QUALITIES) or auto."""
 
     def __post_init__(self) -> None:
         if self.reward not in ("drive", "survival"):

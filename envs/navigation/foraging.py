@@ -35,6 +35,7 @@ import numpy as np
 from gymnasium import spaces
 
 from embodied.errors import ConfigError
+from embodied.rendering import Cameras, resolve_quality
 
 ENV_ID = "embodied/HomeostaticForaging-v0"
 REWARDS = ("drive", "survival")
@@ -135,6 +136,7 @@ class HomeostaticForagingEnv(gym.Env):
         shift_schedule: Sequence[int] | None = None,
         render_size: Sequence[int] = (256, 256),
         render_mode: str | None = None,
+        video_quality: str = "full",
     ) -> None:
         if reward not in REWARDS:
             raise ConfigError(f"unknown reward '{reward}' for HomeostaticForaging; choose from: {', '.join(REWARDS)}")
@@ -168,6 +170,7 @@ class HomeostaticForagingEnv(gym.Env):
         self.shift_every = int(shift_every)
         self.shift_schedule = None if shift_schedule is None else frozenset(int(s) for s in shift_schedule)
         self.render_mode = render_mode
+        self.video_quality = resolve_quality(video_quality, "video_quality")
         self.render_size = (int(render_size[0]), int(render_size[1]))
         self.episode_cap: int | None = None
         """Surviving this many steps is a success; `embodied.envs.make` sets it to the TimeLimit's cap."""
@@ -177,7 +180,7 @@ class HomeostaticForagingEnv(gym.Env):
 
         self.model = mujoco.MjModel.from_xml_string(_scene_xml(self.per_type, *self.render_size))
         self.data = mujoco.MjData(self.model)
-        self._renderer: mujoco.Renderer | None = None
+        self._cameras = Cameras()
         self._items = np.zeros((2, self.per_type, 2))  # (type, index, xy)
         self.internal = self.setpoint.copy()
         self._drive, self._steps = 0.0, 0
@@ -232,23 +235,15 @@ class HomeostaticForagingEnv(gym.Env):
         """Top-down frame of the arena with energy/hydration bars at the top left."""
         if self.render_mode != "rgb_array":
             return None
-        if self._renderer is None:
-            from embodied.rendering import require_rendering
-
-            require_rendering()
-            self._renderer = mujoco.Renderer(self.model, height=self.render_size[0], width=self.render_size[1])
         self.data.mocap_pos[:, :2] = self._items.reshape(-1, 2)
         mujoco.mj_kinematics(self.model, self.data)  # item and camera poses; qpos/qvel untouched
         mujoco.mj_camlight(self.model, self.data)
-        self._renderer.update_scene(self.data, camera="top")
-        frame = self._renderer.render().copy()
+        frame = self._cameras.render(self.model, self.data, "top", self.render_size, self.video_quality)
         self._draw_bars(frame)
         return frame
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        self._cameras.close()
 
     # --- public helpers ------------------------------------------------------------
     def drive(self, internal: np.ndarray) -> float:
