@@ -2,18 +2,26 @@
 
     embodied-collect env=embodied/MetaWorld-reach-v0 episodes=40 out=data/reach
     embodied-collect env=embodied/MetaWorld-door-open-v0 episodes=40 out=data/door obs_mode=state+pixels image_size=[96,96]
+    embodied-collect env=embodied/MetaWorld-MT15-v0 episodes=40 out=data/mt15 obs_mode=state+pixels workers=2
 
 Keeps successful episodes only unless keep_failures=true; records the expert's
 success rate over every attempted episode in the dataset's attributes. With
-action_noise > 0 the executed action is the expert's plus Gaussian noise, and the
-recorded label is the clean expert action (label=expert, DART-style) or the
-executed one (label=executed). The dataset appears at `out` only when complete.
+action_noise > 0 the executed action is the expert's plus Gaussian noise (drawn from
+an RNG seeded by the run's seed and the attempt's), and the recorded label is the clean
+expert action (label=expert, DART-style) or the executed one (label=executed). The
+dataset appears at `out` only when complete.
+
+Attempts form one stream per task: the j-th attempt at task t (of n) resets with seed
+`seed + j*n + t`, and a task's kept episodes are the first `episodes` of its stream that
+succeed (or all, with keep_failures). Episodes are written in the order (j, t), so the
+dataset is the same whatever `workers` is: with workers > 1 the attempts run in that many
+processes (each with its own env and renderer), a few ahead of what is known to be needed;
+attempts that turn out not to be needed are dropped and not counted.
 
 Multi-task envs (an unwrapped env with a `tasks` attribute, e.g. embodied/MetaWorld-MT15-v0):
-`episodes` counts per task. Each attempt resets the task with the fewest kept episodes
-(ties: task order) through `reset(options={"task": ...})`, and the dataset attributes
-add `tasks`, `task_success_rate`, `task_attempts` and each kept episode's task
-(`episode_tasks`).
+`episodes` counts per task, a task is reset through `reset(options={"task": ...})`, and
+the dataset attributes add `tasks`, `task_success_rate`, `task_attempts` and each kept
+episode's task (`episode_tasks`).
 """
 
 from __future__ import annotations
@@ -53,8 +61,12 @@ class CollectConfig:
     cameras: Optional[list[str]] = None
     image_size: Optional[list[int]] = None
     max_episode_steps: Optional[int] = None
+    workers: int = 1
+    """Processes collecting attempts in parallel (the dataset does not depend on it)."""
     tasks: Optional[list[str]] = None
     """Tasks of the generic multi-task env: env=embodied/MetaWorld-multitask-v0 tasks=[reach,push]."""
+    render_quality: Optional[str] = None
+    """Profile of the observation images: fast, full or auto (the env's default); recorded in the dataset."""
 
     def __post_init__(self) -> None:
         if self.episodes <= 0:
@@ -63,15 +75,159 @@ class CollectConfig:
             raise ConfigError(f"label must be expert or executed, got '{self.label}'")
         if self.action_noise < 0:
             raise ConfigError(f"action_noise must be >= 0, got {self.action_noise}")
+        if self.workers < 1:
+            raise ConfigError(f"workers must be >= 1, got {self.workers}")
 
 
 def _env_kwargs(args: CollectConfig) -> dict[str, Any]:
-    names = ("obs_mode", "cameras", "image_size", "max_episode_steps", "tasks")
+    names = ("obs_mode", "cameras", "image_size", "max_episode_steps", "tasks", "render_quality")
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
 
 def _as_dict(obs: Any) -> dict[str, np.ndarray]:
     return dict(obs) if isinstance(obs, dict) else {"state": obs}
+
+
+def run_attempt(env: Any, args: CollectConfig, seed: int, task: str | None) -> dict[str, Any]:
+    """One expert episode from `seed` (on `task`, for a multi-task env), as stacked arrays."""
+    expert = env.unwrapped.expert_action
+    noise_rng = np.random.default_rng((args.seed, seed))
+    obs, info = env.reset(seed=seed, options={"task": task} if task else None)
+    steps: dict[str, list] = {"obs": [], "action": [], "reward": [], "success": []}
+    success, done = bool(info.get("success", False)), False
+    while not done:
+        clean = expert()
+        executed = clean
+        if args.action_noise > 0:
+            noisy = clean + noise_rng.normal(0.0, args.action_noise, size=clean.shape)
+            executed = np.clip(noisy, env.action_space.low, env.action_space.high).astype(clean.dtype)
+        steps["obs"].append(_as_dict(obs))
+        steps["action"].append(clean if args.label == "expert" else executed)
+        obs, reward, terminated, truncated, info = env.step(executed)
+        steps["reward"].append(reward)
+        steps["success"].append(bool(info.get("success", False)))
+        success = success or steps["success"][-1]
+        done = terminated or truncated or (args.stop_on_success and success)
+    keys = steps["obs"][0].keys()
+    return {
+        "obs": {k: np.stack([o[k] for o in steps["obs"]]) for k in keys},
+        "actions": np.asarray(steps["action"], dtype=np.float32),
+        "rewards": np.asarray(steps["reward"], dtype=np.float32),
+        "successes": np.asarray(steps["success"], dtype=bool),
+        "seed": seed,
+        "success": success,
+    }
+
+
+class Schedule:
+    """Which attempts to run and, from their outcomes, which to keep, in the order (j, t).
+
+    `plan()` names the next attempt worth starting (assuming those under way succeed, and
+    within `max_attempts` counting those under way);
+    `report()` takes an outcome in any order; `ready()` yields the attempts whose place in
+    the (j, t) order is reached, with whether each is kept, so the result never depends
+    on how many ran at once.
+    """
+
+    def __init__(
+        self, tasks: tuple[str, ...], episodes: int, keep_failures: bool, seed: int, max_attempts: int
+    ) -> None:
+        self.tasks, self.episodes, self.keep_failures = tasks or (None,), episodes, keep_failures
+        self.seed, self.max_attempts = seed, max_attempts
+        n = len(self.tasks)
+        self.kept, self.attempts, self.successes = [0] * n, [0] * n, [0] * n
+        self._planned, self._open = [0] * n, [0] * n  # next j to plan; planned but not yet ordered
+        self._results: list[dict[int, dict[str, Any]]] = [{} for _ in range(n)]
+        self._j = self._t = 0  # the next place in the (j, t) order
+
+    def seed_of(self, j: int, t: int) -> int:
+        return self.seed + j * len(self.tasks) + t
+
+    @property
+    def total(self) -> int:
+        return self.episodes * len(self.tasks)
+
+    def done(self) -> bool:
+        return all(k >= self.episodes for k in self.kept) or sum(self.attempts) >= self.max_attempts
+
+    def plan(self) -> tuple[int, int] | None:
+        """(j, t) of the next attempt to start, or None when none may be needed (or the budget is spent)."""
+        if sum(self.attempts) + sum(self._open) >= self.max_attempts:
+            return None
+        short = [t for t in range(len(self.tasks)) if self.kept[t] + self._open[t] < self.episodes]
+        if not short:
+            return None
+        t = min(short, key=lambda i: (self._planned[i], i))
+        self._planned[t] += 1
+        self._open[t] += 1
+        return self._planned[t] - 1, t
+
+    def report(self, j: int, t: int, result: dict[str, Any]) -> None:
+        if self.kept[t] < self.episodes:  # else the task is complete and the attempt not needed
+            self._results[t][j] = result
+
+    def ready(self):
+        """Yield (t, result, kept) for each attempt whose turn in the (j, t) order has come."""
+        n = len(self.tasks)
+        while not self.done():
+            t = self._t
+            if self.kept[t] < self.episodes:
+                if self._j not in self._results[t]:
+                    return
+                result = self._results[t].pop(self._j)
+                self._open[t] -= 1
+                self.attempts[t] += 1
+                self.successes[t] += result["success"]
+                keep = result["success"] or self.keep_failures
+                self.kept[t] += keep
+                if self.kept[t] == self.episodes:  # its attempts still under way are not needed
+                    self._open[t] = 0
+                    self._results[t].clear()
+                yield t, result, keep
+            self._t = (t + 1) % n
+            self._j += self._t == 0
+
+
+_WORKER_ENV: Any = None
+
+
+def _worker_init(args: CollectConfig) -> None:
+    global _WORKER_ENV
+    from embodied.envs import make
+
+    _WORKER_ENV = make(args.env, **_env_kwargs(args))
+
+
+def _worker_attempt(args: CollectConfig, seed: int, task: str | None) -> dict[str, Any]:
+    return run_attempt(_WORKER_ENV, args, seed, task)
+
+
+def _outcomes(env: Any, args: CollectConfig, schedule: Schedule):
+    """Run the schedule's attempts (in this process, or `args.workers` processes) and yield
+    `schedule.ready()`'s items as their turn comes."""
+    if args.workers == 1:
+        while not schedule.done() and (planned := schedule.plan()) is not None:
+            j, t = planned
+            schedule.report(j, t, run_attempt(env, args, schedule.seed_of(j, t), schedule.tasks[t]))
+            yield from schedule.ready()
+        return
+    import multiprocessing as mp
+    from collections import deque
+
+    window = 2 * args.workers
+    with mp.get_context("forkserver").Pool(args.workers, _worker_init, (args,)) as pool:
+        running: deque = deque()
+        while not schedule.done():
+            while len(running) < window and (planned := schedule.plan()) is not None:
+                j, t = planned
+                seed, task = schedule.seed_of(j, t), schedule.tasks[t]
+                running.append((j, t, pool.apply_async(_worker_attempt, (args, seed, task))))
+            if not running:
+                return  # stalled: the attempt budget is spent
+            j, t, pending = running.popleft()
+            schedule.report(j, t, pending.get())
+            yield from schedule.ready()
+        pool.terminate()  # attempts still under way are not needed
 
 
 def collect(args: CollectConfig) -> Path:
@@ -82,17 +238,13 @@ def collect(args: CollectConfig) -> Path:
     from embodied.envs import make
 
     env = make(args.env, **_env_kwargs(args))
-    expert = getattr(env.unwrapped, "expert_action", None)
-    if expert is None:
+    if getattr(env.unwrapped, "expert_action", None) is None:
         raise ConfigError(
             f"env '{args.env}' has no scripted expert (no expert_action()); choose an env that has one, e.g. embodied/MetaWorld-reach-v0"
         )
     tasks: tuple[str, ...] = tuple(getattr(env.unwrapped, "tasks", None) or ())
     total = args.episodes * max(len(tasks), 1)
-    max_attempts = args.max_attempts or 3 * total
-    noise_rng = np.random.default_rng(args.seed)
-    attempts = successes = 0
-    task_kept, task_attempts, task_successes = dict.fromkeys(tasks, 0), dict.fromkeys(tasks, 0), dict.fromkeys(tasks, 0)
+    schedule = Schedule(tasks, args.episodes, args.keep_failures, args.seed, args.max_attempts or 3 * total)
     episode_tasks: list[str] = []
     writer = DatasetWriter(
         args.out,
@@ -103,60 +255,33 @@ def collect(args: CollectConfig) -> Path:
         overwrite=args.overwrite,
     )
     with writer, tqdm(total=total, desc="episodes kept", disable=None) as progress:
-        while writer.num_episodes < total and attempts < max_attempts:
-            seed = args.seed + attempts
-            if tasks:
-                task = min(tasks, key=task_kept.__getitem__)  # first of the fewest kept
-                obs, info = env.reset(seed=seed, options={"task": task})
-            else:
-                obs, info = env.reset(seed=seed)
-            steps: dict[str, list] = {"obs": [], "action": [], "reward": [], "success": []}
-            success, done = bool(info.get("success", False)), False
-            while not done:
-                clean = expert()
-                executed = clean
-                if args.action_noise > 0:
-                    noisy = clean + noise_rng.normal(0.0, args.action_noise, size=clean.shape)
-                    executed = np.clip(noisy, env.action_space.low, env.action_space.high).astype(clean.dtype)
-                steps["obs"].append(_as_dict(obs))
-                steps["action"].append(clean if args.label == "expert" else executed)
-                obs, reward, terminated, truncated, info = env.step(executed)
-                steps["reward"].append(reward)
-                steps["success"].append(bool(info.get("success", False)))
-                success = success or steps["success"][-1]
-                done = terminated or truncated or (args.stop_on_success and success)
-            attempts += 1
-            successes += success
-            if tasks:
-                task_attempts[task] += 1
-                task_successes[task] += success
-                if success or args.keep_failures:
-                    task_kept[task] += 1
-                    episode_tasks.append(task)
-            if success or args.keep_failures:
-                keys = steps["obs"][0].keys()
+        for t, episode, keep in _outcomes(env, args, schedule):
+            if keep:
                 writer.add_episode(
-                    obs={k: np.stack([o[k] for o in steps["obs"]]) for k in keys},
-                    actions=np.asarray(steps["action"], dtype=np.float32),
-                    rewards=np.asarray(steps["reward"], dtype=np.float32),
-                    successes=np.asarray(steps["success"], dtype=bool),
-                    seed=seed,
+                    obs=episode["obs"],
+                    actions=episode["actions"],
+                    rewards=episode["rewards"],
+                    successes=episode["successes"],
+                    seed=episode["seed"],
                 )
+                if tasks:
+                    episode_tasks.append(tasks[t])
                 progress.update(1)
+        attempts, successes = sum(schedule.attempts), sum(schedule.successes)
         if writer.num_episodes < total:
             if tasks:
                 short = ", ".join(
-                    f"{t} {task_kept[t]}/{args.episodes} ({task_successes[t]}/{task_attempts[t]} attempts succeeded)"
-                    for t in tasks
-                    if task_kept[t] < args.episodes
+                    f"{name} {schedule.kept[t]}/{args.episodes} ({schedule.successes[t]}/{schedule.attempts[t]} attempts succeeded)"
+                    for t, name in enumerate(tasks)
+                    if schedule.kept[t] < args.episodes
                 )
                 raise DatasetError(
                     f"the expert kept {writer.num_episodes}/{total} episodes ({args.episodes} per task of {len(tasks)}) in {attempts} attempts "
-                    f"(success rate {successes / attempts:.0%}; short: {short}); nothing written; raise max_attempts, lower action_noise or pass keep_failures=true"
+                    f"(success rate {successes / max(attempts, 1):.0%}; short: {short}); nothing written; raise max_attempts, lower action_noise or pass keep_failures=true"
                 )
             raise DatasetError(
                 f"the expert kept {writer.num_episodes}/{args.episodes} episodes in {attempts} attempts "
-                f"(success rate {successes / attempts:.0%}); nothing written; raise max_attempts, lower action_noise or pass keep_failures=true"
+                f"(success rate {successes / max(attempts, 1):.0%}); nothing written; raise max_attempts, lower action_noise or pass keep_failures=true"
             )
         extra_attrs = {
             "success_rate": successes / attempts,
@@ -167,12 +292,16 @@ def collect(args: CollectConfig) -> Path:
             "stop_on_success": args.stop_on_success,
             "env_kwargs": _env_kwargs(args),
         }
+        if getattr(env.unwrapped, "cameras", ()):  # pixel observations: the profile they were drawn with
+            extra_attrs["render_quality"] = env.unwrapped.render_quality
         if tasks:
             extra_attrs.update(
                 {
                     "tasks": list(tasks),
-                    "task_success_rate": {t: task_successes[t] / task_attempts[t] for t in tasks},
-                    "task_attempts": dict(task_attempts),
+                    "task_success_rate": {
+                        name: schedule.successes[t] / schedule.attempts[t] for t, name in enumerate(tasks)
+                    },
+                    "task_attempts": dict(zip(tasks, schedule.attempts)),
                     "episode_tasks": episode_tasks,
                 }
             )

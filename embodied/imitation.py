@@ -84,7 +84,7 @@ def collect_command(env_config: Any, out: str, episodes: int = 40) -> str:
     """The embodied-collect command for demos that fit `env_config`, with its non-default observation options."""
     options = []
     for f in dataclasses.fields(env_config):
-        if f.name not in ("obs_mode", "cameras", "image_size", "tasks"):
+        if f.name not in ("obs_mode", "cameras", "image_size", "tasks", "render_quality"):
             continue
         default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         value = getattr(env_config, f.name)
@@ -126,6 +126,14 @@ def check_dataset(dataset: Any, env: gym.Env, env_id: str) -> None:
             f"dataset {dataset.path} was collected on {dataset.env_id}, not {env_id}; train on env {dataset.env_id} or {fix}"
         )
     dataset.check_compatible(env.observation_space, env.action_space)
+    profile = getattr(env.unwrapped, "render_quality", None)
+    if getattr(env.unwrapped, "cameras", ()) and profile is not None:
+        have = dataset.attrs.get("render_quality", "full")  # datasets from before the profiles are full
+        if have != profile:
+            raise DatasetError(
+                f"dataset {dataset.path} was rendered with render_quality={have} but env {env_id} renders {profile}; "
+                f"train with env.render_quality={have} or collect again with render_quality={profile}"
+            )
 
 
 class LossModule(nn.Module):

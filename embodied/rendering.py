@@ -5,7 +5,12 @@ library of the chosen backend is missing. So we choose one that is there: `egl` 
 NVIDIA GPU and libEGL are visible, else `osmesa` (software, Debian's `libosmesa6`) when
 libOSMesa is installed, else `disabled` (state-only runs work; anything that needs frames
 fails with one line, `RenderingError`). A user's own `MUJOCO_GL` is kept when its library
-is present. `PYOPENGL_PLATFORM` follows, as PyOpenGL needs the same choice.
+is present. `PYOPENGL_PLATFORM` follows, as PyOpenGL needs the same choice. Mesa's EGL
+without a GPU draws the same pixels as OSMesa at the same speed (benchmarks/env_throughput.py
+--backends), so OSMesa stays the software default.
+
+`Renderer` draws frames in one of two profiles (RENDER_QUALITIES); `Cameras` keeps one
+renderer per image size and profile for an env.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ def choose_backend() -> str:
     os.environ["MUJOCO_GL"] = backend
     if backend in ("egl", "osmesa"):
         os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+    if backend == "osmesa" or (backend == "egl" and not _has_nvidia_gpu()):
+        # llvmpipe rasterises in the calling thread: its helper threads cost more than they
+        # save on small frames, and parallel envs are parallel processes (see docs/rendering.md)
+        os.environ.setdefault("LP_NUM_THREADS", "0")
     return backend
 
 
@@ -127,6 +136,14 @@ def resolve_quality(quality: str, name: str = "render_quality") -> str:
     if quality == "auto":
         return "fast" if software_rendering() else "full"
     return quality
+
+
+def record_qualities(env_config: Any) -> None:
+    """Replace `auto` render qualities in an env config by what they resolve to on this machine,
+    so that a run's saved config names the profile its images were drawn with."""
+    for name in ("render_quality", "video_quality"):
+        if name in env_config and env_config[name] == "auto":
+            env_config[name] = resolve_quality("auto", name)
 
 
 def simplify_meshes(model: Any, cell: float = MESH_CELL, min_faces: int = MIN_FACES) -> tuple[Any, int, int]:

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from embodied.config import training_budget
 from embodied.errors import CheckpointError, ConfigError
 from embodied.evaluation import episode_metrics
-from embodied.rendering import renders_with_mujoco, require_rendering
+from embodied.rendering import record_qualities, renders_with_mujoco, require_rendering
 
 log = logging.getLogger("embodied.train")
 
@@ -119,6 +119,7 @@ def train(cfg: DictConfig) -> Path:
     from embodied.sweep import job_threads, limit_threads
     from embodied.video import ensure_writable_dir
 
+    record_qualities(cfg.env)  # the saved config names the render profile, not "auto"
     config = to_dataclass(cfg)
     hydra_cfg = HydraConfig.get()
     experiment = hydra_cfg.runtime.choices.get("experiment", "custom")

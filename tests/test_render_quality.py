@@ -142,3 +142,34 @@ def test_auto_is_fast_on_software_gl_and_bad_values_fail_in_one_line() -> None:
         resolve_quality("pretty")
     with pytest.raises(ConfigError, match="video_quality"):
         gym.make("embodied/MetaWorld-reach-v0", video_quality="hd")
+
+
+# --- the profile travels with the data ------------------------------------------------------
+def test_datasets_record_their_profile_and_training_refuses_another(tmp_path) -> None:
+    from embodied.collect import CollectConfig, collect
+    from embodied.data import DemoDataset
+    from embodied.errors import DatasetError
+    from embodied.imitation import check_dataset
+
+    env_id = "embodied/MemoryPickPlace-v0"
+    kwargs = dict(obs_mode="state+pixels", image_size=[16, 16])
+    path = collect(CollectConfig(env=env_id, episodes=1, out=str(tmp_path / "d"), render_quality="fast", **kwargs))
+    dataset = DemoDataset.open(path)
+    assert dataset.attrs["render_quality"] == "fast"
+    check_dataset(dataset, gym.make(env_id, render_quality="fast", **kwargs), env_id)
+    with pytest.raises(DatasetError, match="rendered with render_quality=fast but env .* renders full"):
+        check_dataset(dataset, gym.make(env_id, render_quality="full", **kwargs), env_id)
+    dataset.attrs.pop("render_quality")  # a dataset from before the profiles: drawn full
+    with pytest.raises(DatasetError, match="render_quality=full but env .* renders fast"):
+        check_dataset(dataset, gym.make(env_id, render_quality="fast", **kwargs), env_id)
+
+
+def test_a_run_config_names_the_resolved_profile() -> None:
+    from omegaconf import OmegaConf
+
+    from embodied.rendering import record_qualities
+
+    env = OmegaConf.create({"id": "x", "render_quality": "auto", "video_quality": "full"})
+    record_qualities(env)
+    assert env.render_quality == resolve_quality("auto") and env.video_quality == "full"
+    record_qualities(OmegaConf.create({"id": "crafter"}))  # envs without the option are left alone
