@@ -1,8 +1,7 @@
 """Env throughput: our Meta-World envs against the raw Meta-World v3 envs they wrap.
 
     python benchmarks/env_throughput.py [--steps 5000] [--tasks reach,door-open,pick-place]
-                                        [--repeats 3] [--pixel-steps 200] [--pixel-tasks reach]
-                                        [--json results.json] [--profile]
+                                        [--repeats 3] [--json results.json] [--profile]
 
 Measured in one process, under a fixed random-action sequence (the same for every
 variant), with a reset at every episode end (200 steps, our TimeLimit default):
@@ -12,10 +11,9 @@ variant), with a reset at every episode end (200 steps, our TimeLimit default):
    env through `gym.make` (TimeLimit, OrderEnforcing, PassiveEnvChecker), through
    `gym.make(..., disable_env_checker=True)`, and bare (`MetaWorldEnv` without wrappers);
 2. a 2-worker `AsyncVectorEnv` of our env against a 1-env `SyncVectorEnv` (NEXT_STEP
-   autoreset): total env steps/s and the speed-up;
-3. pixel observations (64x64 `corner` camera): the raw env rendering with its own
-   `render()` (render_mode="rgb_array") after every step and reset, against our env with
-   `obs_mode="pixels"`.
+   autoreset): total env steps/s and the speed-up.
+
+Pixel observations are measured by benchmarks/pixel_throughput.py.
 
 Every variant is measured `--repeats` times, interleaved (the order rotates each round),
 and the best rate is kept, so a ratio is not an artifact of warm-up or of a busy core.
@@ -51,8 +49,6 @@ from embodied.envs.manipulation.metaworld import MetaWorldEnv, check_task
 from embodied.errors import EmbodiedError
 
 EPISODE = 200  # steps per episode, for the raw env and (via TimeLimit) ours
-PIXEL_SIZE = 64
-PIXEL_CAMERA = "corner"
 
 
 def env_id(task: str) -> str:
@@ -211,27 +207,6 @@ def vector_rows(task: str, steps: int, repeats: int) -> list[Row]:
     ]
 
 
-def pixel_rows(task: str, steps: int, repeats: int) -> list[Row]:
-    """Raw env + its own render() vs our obs_mode="pixels", 64x64 corner camera."""
-    actions = random_actions(steps)
-    size = {"width": PIXEL_SIZE, "height": PIXEL_SIZE}
-    variants = {
-        "raw": measured(
-            lambda: make_raw(task, render_mode="rgb_array", camera_name=PIXEL_CAMERA, **size),
-            lambda env: time_raw(env, actions, render=True),
-        ),
-        "gym.make": measured(
-            lambda: gym.make(
-                env_id(task), obs_mode="pixels", cameras=(PIXEL_CAMERA,), image_size=(PIXEL_SIZE, PIXEL_SIZE)
-            ),
-            lambda env: time_ours(env, actions),
-        ),
-    }
-    best = best_of(variants, repeats)
-    mode = f"pixels {PIXEL_SIZE}x{PIXEL_SIZE} {PIXEL_CAMERA}, gym.make (raw: render() each step)"
-    return [{"env": env_id(task), "mode": mode, "raw": best["raw"], "ours": best["gym.make"]}]
-
-
 def profile_ours(task: str, steps: int) -> str:
     """cProfile of our env's step loop under gym.make, top functions by own time."""
     env = gym.make(env_id(task))
@@ -278,18 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5000, help="env steps per measurement (state and vector)")
     parser.add_argument("--tasks", default="reach,door-open,pick-place", help="comma-separated Meta-World tasks")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds; the best rate is kept")
-    parser.add_argument("--pixel-steps", type=int, default=200, help="steps per pixel measurement; 0 skips pixels")
-    parser.add_argument(
-        "--pixel-tasks", default="reach", help="tasks measured in pixel mode (slow: ~60 ms/frame on CPU)"
-    )
     parser.add_argument("--no-vector", action="store_true", help="skip the vector-env comparison")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of our env (first task)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
 
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    pixel_tasks = [t.strip() for t in args.pixel_tasks.split(",") if t.strip()] if args.pixel_steps > 0 else []
-    for task in {*tasks, *pixel_tasks}:
+    for task in tasks:
         check_task(task)  # one-line ConfigError for a typo, before any timing
         check_same_simulation(task)
 
@@ -301,9 +271,6 @@ def main(argv: list[str] | None = None) -> int:
         for task in tasks:
             print(f"measuring {task} (vector) ...", file=sys.stderr)
             rows += vector_rows(task, args.steps, args.repeats)
-    for task in pixel_tasks:
-        print(f"measuring {task} (pixels) ...", file=sys.stderr)
-        rows += pixel_rows(task, args.pixel_steps, args.repeats)
     for row in rows:
         row["ratio"] = row["ours"] / row["raw"]
 
@@ -323,7 +290,6 @@ def main(argv: list[str] | None = None) -> int:
                     "command": command,
                     "machine": machine(),
                     "steps": args.steps,
-                    "pixel_steps": args.pixel_steps,
                     "repeats": args.repeats,
                     "rows": rows,
                 },

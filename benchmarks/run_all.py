@@ -1,12 +1,14 @@
 """The performance suite: every performance benchmark, one results file, the Performance table in benchmarks/README.md.
 
-    python benchmarks/run_all.py [--budget small|full] [--only env_throughput,minecraft_throughput,agent_speed,sandbox]
+    python benchmarks/run_all.py [--budget small|full] [--only env_throughput,pixel_throughput,minecraft_throughput,agent_speed,sandbox]
                                  [--agents sac,ppo,...] [--results benchmarks/results.json] [--readme benchmarks/README.md] [--no-readme]
 
 Benchmarks (each job runs in its own subprocess with a timeout, one after another so they
 do not share the cores):
 
   env_throughput        our Meta-World envs vs raw Meta-World v3 (benchmarks/env_throughput.py)
+  pixel_throughput      camera frames and pixel env steps: our fast profile vs Meta-World's rendering, workers, GL
+                        backends (benchmarks/pixel_throughput.py)
   minecraft_throughput  our Crafter envs vs raw crafter.Env, with and without numba (benchmarks/minecraft_throughput.py)
   agent_speed           training rate and act() latency of every registered agent, one job per
                         agent (benchmarks/agent_speed.py; full also times act, act_jepa and ptp at
@@ -44,19 +46,20 @@ from embodied.agents.registry import REGISTRY
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- perf-table:start -->", "<!-- perf-table:end -->"
 TABLE_PATH = ROOT / "benchmarks" / "README.md"  # the Markdown file whose marked section is the generated table
-BENCHMARKS = ("env_throughput", "minecraft_throughput", "agent_speed", "sandbox")
+BENCHMARKS = ("env_throughput", "pixel_throughput", "minecraft_throughput", "agent_speed", "sandbox")
 AGENTS = tuple(REGISTRY)
 PUBLISHED_SIZE = tuple(name for name, spec in REGISTRY.items() if spec.bench.published_size)  # --preset paper too
 SCRIPTS = {
     "env_throughput": "benchmarks/env_throughput.py",
+    "pixel_throughput": "benchmarks/pixel_throughput.py",
     "minecraft_throughput": "benchmarks/minecraft_throughput.py",
     "agent_speed": "benchmarks/agent_speed.py",
     "sandbox": "benchmarks/sandbox_overhead.py",
 }
 ARGS: dict[str, dict[str, list[str]]] = {  # benchmark -> budget -> arguments
     "env_throughput": {
-        "tiny": ["--steps", "200", "--tasks", "reach", "--repeats", "1", "--pixel-steps", "0", "--no-vector"],
-        "small": ["--steps", "2000", "--tasks", "reach", "--repeats", "2", "--pixel-steps", "0"],
+        "tiny": ["--steps", "200", "--tasks", "reach", "--repeats", "1", "--no-vector"],
+        "small": ["--steps", "2000", "--tasks", "reach", "--repeats", "2"],
         "full": [
             "--steps",
             "4000",
@@ -64,11 +67,23 @@ ARGS: dict[str, dict[str, list[str]]] = {  # benchmark -> budget -> arguments
             "reach,door-open,pick-place",
             "--repeats",
             "3",
-            "--pixel-steps",
-            "200",
-            "--pixel-tasks",
-            "reach",
         ],
+    },
+    "pixel_throughput": {
+        "tiny": ["--envs", "tabletop", "--sizes", "32", "--seconds", "0.1", "--repeats", "1", "--measure", "frames"],
+        "small": [
+            "--envs",
+            "reach,tabletop",
+            "--sizes",
+            "64",
+            "--seconds",
+            "1",
+            "--repeats",
+            "1",
+            "--measure",
+            "frames,steps,vector",
+        ],
+        "full": ["--seconds", "2", "--repeats", "3"],
     },
     "minecraft_throughput": {
         "tiny": ["--workers", "1", "--seconds", "0.5", "--variants", "raw+numba,ours symbolic"],
@@ -82,9 +97,27 @@ ARGS: dict[str, dict[str, list[str]]] = {  # benchmark -> budget -> arguments
     },
 }
 TIMEOUT_S: dict[str, dict[str, float]] = {  # budget -> benchmark -> seconds per job (several times the expected time)
-    "tiny": {"env_throughput": 120, "minecraft_throughput": 120, "agent_speed": 180, "sandbox": 120},
-    "small": {"env_throughput": 240, "minecraft_throughput": 300, "agent_speed": 300, "sandbox": 180},
-    "full": {"env_throughput": 1200, "minecraft_throughput": 900, "agent_speed": 900, "sandbox": 600},
+    "tiny": {
+        "env_throughput": 120,
+        "pixel_throughput": 120,
+        "minecraft_throughput": 120,
+        "agent_speed": 180,
+        "sandbox": 120,
+    },
+    "small": {
+        "env_throughput": 240,
+        "pixel_throughput": 300,
+        "minecraft_throughput": 300,
+        "agent_speed": 300,
+        "sandbox": 180,
+    },
+    "full": {
+        "env_throughput": 1200,
+        "pixel_throughput": 1800,
+        "minecraft_throughput": 900,
+        "agent_speed": 900,
+        "sandbox": 600,
+    },
 }
 
 
@@ -155,7 +188,7 @@ def finite(value: Any) -> Any:
 
 def rows_of(benchmark: str, data: Any) -> list[dict[str, Any]]:
     """A benchmark's --json output as flat rows."""
-    if benchmark == "env_throughput":
+    if benchmark in ("env_throughput", "pixel_throughput"):
         return [dict(r) for r in data["rows"]]
     if benchmark == "minecraft_throughput":
         results = data["results"]
@@ -360,6 +393,16 @@ def table(results: dict[str, Any]) -> str:
             3,
             lambda r: [r["env"], r["mode"], _num(r["raw"]), _num(r["ours"]), _num(r["ratio"], ".2f")],
             by_benchmark["env_throughput"],
+        )
+    if "pixel_throughput" in by_benchmark:
+        section(
+            "**Pixels on a CPU**: camera frames/s and pixel-observation env steps/s of our `fast` render profile against "
+            "Meta-World's own rendering (our scenes: against our `full` profile), one core each unless the row says "
+            "otherwise; the worker rows give the speed-up of ShardedVecEnv",
+            ["env", "measurement", "reference", "ours", "ratio"],
+            3,
+            lambda r: [r["env"], r["mode"], _num(r["raw"], ",.1f"), _num(r["ours"], ",.1f"), _num(r["ratio"], ".2f")],
+            by_benchmark["pixel_throughput"],
         )
     if "minecraft_throughput" in by_benchmark:
         section(
