@@ -64,12 +64,12 @@ class ConceptShiftConfig:
             raise ConfigError("swaps per epoch must be >= 0")
         if self.eta0 <= 0:
             raise ConfigError(f"eta0 must be > 0, got {self.eta0}")
-        if self.dataset != "digits":
+        if self.dataset in ("mnist", "fashion_mnist"):
             from pathlib import Path
 
             if not self.data_path or not Path(self.data_path).expanduser().exists():
                 raise ConfigError(
-                    f"dataset={self.dataset} needs data_path=<an existing folder of IDX files or an .npz> (got {self.data_path!r}); it cannot be downloaded here, or use dataset=digits"
+                    f"dataset={self.dataset} needs data_path=<an existing folder of IDX files or an .npz> (got {self.data_path!r}); it cannot be downloaded here, or use dataset=mnist_standin (MNIST-scale, generated offline) or dataset=digits"
                 )
 
 

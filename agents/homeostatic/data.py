@@ -2,8 +2,10 @@
 
 MNIST and Fashion-MNIST cannot be downloaded here, so the default is scikit-learn's
 bundled 8x8 digits (1,797 images, input 64): a deviation from the paper, which used
-28x28 MNIST (input 784). Users with the files load MNIST or Fashion-MNIST from a
-folder of IDX files (`train-images-idx3-ubyte[.gz]`, ...) or a `.npz` holding
+28x28 MNIST (input 784). `mnist_standin` is MNIST's shape and scale made offline from
+those digits (60,000 / 10,000 28x28 images; how: `standin.py`), so that an epoch has the
+paper's 6,000 minibatches of 10. Users with the files load MNIST or Fashion-MNIST from
+a folder of IDX files (`train-images-idx3-ubyte[.gz]`, ...) or a `.npz` holding
 `x_train, y_train, x_test, y_test`.
 """
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from embodied.errors import ConfigError, DatasetError
 
-DATASETS = ("digits", "mnist", "fashion_mnist")
+DATASETS = ("digits", "mnist_standin", "mnist", "fashion_mnist")
 _IDX_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -36,6 +38,8 @@ class Split:
     x_val: np.ndarray
     y_val: np.ndarray
     name: str
+    sha256: str | None = None
+    """Checksum of a generated dataset's arrays (mnist_standin), recorded with the results."""
 
     @property
     def input_dim(self) -> int:
@@ -48,6 +52,15 @@ def load(dataset: str, path: str | None = None, val_fraction: float = 0.2, seed:
         raise ConfigError(f"unknown dataset {dataset!r}; choose from: {', '.join(DATASETS)}")
     if dataset == "digits":
         return _digits(val_fraction, seed)
+    if dataset == "mnist_standin":
+        from embodied.agents.homeostatic.standin import load_standin
+        from embodied.paths import cache_dir
+
+        arrays, digest = load_standin(Path(path).expanduser() if path else cache_dir() / "data")
+        x_train, x_val = (
+            arrays[k].reshape(len(arrays[k]), -1).astype(np.float32) / 255.0 for k in ("x_train", "x_test")
+        )
+        return Split(x_train, arrays["y_train"], x_val, arrays["y_test"], dataset, digest)
     if not path:
         raise ConfigError(
             f"dataset={dataset} needs data_path=<a folder of IDX files or an .npz>; it cannot be downloaded here (or use dataset=digits)"

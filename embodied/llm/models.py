@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from embodied.errors import ConfigError
+from embodied.paths import cache_dir
 
 CHUNK = 8 << 20
 
@@ -60,10 +61,6 @@ MODELS: dict[str, ChunkedModel] = {
     )
 }
 DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct-q4_k_m"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("EMBODIED_CACHE") or Path.home() / ".cache" / "embodied")
 
 
 def _sha256(path: Path) -> str:
