@@ -2,6 +2,7 @@
 
     python benchmarks/concept_shift.py                       # 6 shift settings x 3 rules x 5 seeds, 50 epochs
     python benchmarks/concept_shift.py --epochs 5 --seeds 1  # a quick look
+    python benchmarks/concept_shift.py --dataset mnist_standin   # MNIST's scale: 6,000 minibatches an epoch
 
 Man, Damasio & Neven (2022) report that the homeostatic learner's advantage grows
 with the rate of shift. Each run is `embodied-concept-shift` in-process; this prints
@@ -99,8 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                 "seeds": len(runs),
                 "curve": np.mean([r["epoch_val_acc"] for r in runs], axis=0).tolist(),
             }
-            for key in ("val_acc_mean_epochs", "val_acc_mean_curve", "recovery_acc_mean", "eta_mean"):
-                row[key] = mean_ci([r["metrics"][key] for r in runs])
+            for key in ("val_acc_mean_epochs", "val_acc_mean_curve", "recovery_acc_mean", "eta_mean", "gate_open_rate"):
+                row[key] = mean_ci([r["metrics"].get(key, float("nan")) for r in runs])
+            row["eta_range"] = [min(r["metrics"]["eta_min"] for r in runs), max(r["metrics"]["eta_max"] for r in runs)]
+            row["moves_up_down"] = [
+                sum(r["metrics"]["moves_up"] for r in runs),
+                sum(r["metrics"]["moves_down"] for r in runs),
+            ]
             rows.append(row)
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     table = _table(rows, rates, rules, args)
@@ -120,8 +126,10 @@ def _table(rows: list[dict], rates: list, rules: list[str], args: argparse.Names
         "`epoch-end` is the paper's metric (validation accuracy at each epoch's end, averaged over epochs);",
         "`curve` averages validation accuracy measured every 10 minibatches; `recovery` is the mean accuracy over the 200 samples after each swap.",
         "",
-        "| swaps/epoch | rule | epoch-end val acc | curve val acc | recovery | mean η (×1e-3) | LRH − constant (epoch-end) |",
-        "|---|---|---|---|---|---|---|",
+        "`gate open` is the share of η events the rule let through (LRH: its look-ahead test passed), with the up / down moves summed over seeds.",
+        "",
+        "| swaps/epoch | rule | epoch-end val acc | curve val acc | recovery | mean η (×1e-3) | η range (×1e-3) | gate open, up / down | LRH − constant (epoch-end) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     by = {(r["shift"], r["rule"]): r for r in rows}
     for rate in rates:
@@ -132,8 +140,12 @@ def _table(rows: list[dict], rates: list, rules: list[str], args: argparse.Names
             if rule == "homeostatic" and (name, "constant") in by:
                 gap = f"{100 * (r['val_acc_mean_epochs'][0] - by[(name, 'constant')]['val_acc_mean_epochs'][0]):+.1f}"
             rec = fmt(r["recovery_acc_mean"]) if np.isfinite(r["recovery_acc_mean"][0]) else "–"
+            low, high = r["eta_range"]
+            up, down = r["moves_up_down"]
             lines.append(
-                f"| {name} | {rule} | {fmt(r['val_acc_mean_epochs'])} | {fmt(r['val_acc_mean_curve'])} | {rec} | {1e3 * r['eta_mean'][0]:.2f} | {gap} |"
+                f"| {name} | {rule} | {fmt(r['val_acc_mean_epochs'])} | {fmt(r['val_acc_mean_curve'])} | {rec} | "
+                f"{1e3 * r['eta_mean'][0]:.2f} | {1e3 * low:.2f}–{1e3 * high:.2f} | "
+                f"{100 * r['gate_open_rate'][0]:.1f}%, {up} / {down} | {gap} |"
             )
     return "\n".join(lines)
 

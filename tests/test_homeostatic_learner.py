@@ -211,6 +211,20 @@ def test_swaps_happen_as_scheduled_in_the_experiment(tmp_path):
     assert summary["swaps"] == 7
 
 
+@pytest.mark.parametrize("rule", ["random", "constant"])
+def test_the_summary_counts_how_often_the_gate_let_eta_move(tmp_path, rule):
+    from embodied.agents.homeostatic.concept_shift import run
+    from embodied.agents.homeostatic.config import ConceptShiftConfig
+
+    metrics = run(ConceptShiftConfig(epochs=1, plot=False, rule=rule), tmp_path, load("digits"))["metrics"]
+    assert metrics["moves_up"] + metrics["moves_down"] == metrics["moves"] <= metrics["events"]
+    if rule == "constant":
+        assert metrics["events"] == 0 and metrics["eta_min"] == metrics["eta_max"] == 1e-3
+    else:  # LRR lets an event through with probability 1/2
+        assert metrics["events"] > 100 and 0.35 < metrics["gate_open_rate"] < 0.65
+        assert metrics["eta_min"] < 1e-3 or metrics["eta_max"] > 1e-3
+
+
 def test_digits_split_and_missing_or_corrupt_files(tmp_path):
     split = load("digits", seed=0)
     assert split.input_dim == 64 and len(split.y_train) + len(split.y_val) == 1797

@@ -73,6 +73,7 @@ def run(config: ConceptShiftConfig, run_dir: Path, data: Split | None = None) ->
     swaps: list[dict[str, Any]] = []
     epochs: list[dict[str, float]] = []
     started, seen = time.time(), 0
+    gate = {"events": 0, "moves": 0, "moves_up": 0, "moves_down": 0}  # how often η was allowed to move, and where
 
     def validate() -> float:
         return accuracy(model, x_val, torch.from_numpy(y_val))
@@ -85,6 +86,10 @@ def run(config: ConceptShiftConfig, run_dir: Path, data: Split | None = None) ->
         for b in range(batches):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             result = learner.train_batch(x_train[idx], torch.from_numpy(y_train[idx]))
+            gate["events"] += result.events
+            gate["moves"] += result.moves
+            gate["moves_up"] += result.ups
+            gate["moves_down"] += result.moves - result.ups
             correct += result.correct
             seen += len(idx)
             if (b + 1) in points:
@@ -139,6 +144,10 @@ def run(config: ConceptShiftConfig, run_dir: Path, data: Split | None = None) ->
             "val_acc_final": epochs[-1]["val_acc"],
             "train_acc_mean_epochs": float(np.mean([e["train_acc"] for e in epochs])),
             "eta_mean": float(np.mean(learner.eta_history)),
+            "eta_min": float(np.min(learner.eta_history)),
+            "eta_max": float(np.max(learner.eta_history)),
+            **gate,
+            "gate_open_rate": gate["moves"] / gate["events"] if gate["events"] else 0.0,
             "eta_final": learner.eta,
             "swap_drop_mean": float(np.mean([s["acc_before"] - s["acc_after"] for s in swaps])) if swaps else 0.0,
             "recovery_acc_mean": float(np.mean([s["recovery_acc"] for s in swaps if s["recovery_acc"] is not None]))

@@ -48,6 +48,8 @@ class BatchResult:
     events: int
     moves: int
     eta: float
+    ups: int = 0
+    """Of the moves, those up (excitatory); the rest went down."""
 
 
 class HomeostaticLearner:
@@ -118,12 +120,14 @@ class HomeostaticLearner:
         batch = len(x)
         with torch.no_grad():
             guesses = self.module(x).argmax(dim=1)
-        events = moves = 0
+        events = moves = ups = 0
         for p in range(batch):
             i = self.position + p
             if i % self.interval == 0 and i > self.warmup and self.plasticity.rule != "constant":
                 events += 1
-                moves += self._event(x, y, guesses, p, params, batch)
+                if self._event(x, y, guesses, p, params, batch):
+                    moves += 1
+                    ups += self.direction(int(y[p])) > 0
             self._memory.append((x[p], int(y[p])))
         self.optimizer.zero_grad(set_to_none=True)
         losses = self.loss_fn(self.module(x), y)
@@ -132,7 +136,7 @@ class HomeostaticLearner:
         self.optimizer.step()
         self.position += batch
         self.eta_history.append(self.eta)
-        return BatchResult(float(losses.detach().mean()), int((guesses == y).sum()), events, moves, self.eta)
+        return BatchResult(float(losses.detach().mean()), int((guesses == y).sum()), events, moves, self.eta, ups)
 
     def _event(self, x: torch.Tensor, y: torch.Tensor, guesses: torch.Tensor, p: int, params: list, batch: int) -> bool:
         true_direction = self.direction(int(y[p]))
