@@ -83,12 +83,18 @@ def _digits(val_fraction: float, seed: int) -> Split:
     digits = load_digits()
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    val = np.zeros(len(y), dtype=bool)
-    for label in range(10):
-        members = rng.permutation(np.flatnonzero(y == label))
-        val[members[: int(round(val_fraction * len(members)))]] = True
+    val = stratified_mask(y, val_fraction, seed)
     return Split(x[~val], y[~val], x[val], y[val], "digits")
+
+
+def stratified_mask(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A boolean mask choosing `fraction` of each class's samples at random (the held-out part)."""
+    rng = np.random.default_rng(seed)
+    chosen = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        chosen[members[: int(round(fraction * len(members)))]] = True
+    return chosen
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:

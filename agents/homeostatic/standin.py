@@ -44,11 +44,9 @@ def source_split(seed: int = 0, test_fraction: float = 0.2) -> tuple[np.ndarray,
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float64)
     labels = digits.target.astype(np.int64)
-    rng = np.random.default_rng(seed)
-    test = np.zeros(len(labels), dtype=bool)
-    for label in range(10):
-        members = rng.permutation(np.flatnonzero(labels == label))
-        test[members[: int(round(test_fraction * len(members)))]] = True
+    from embodied.agents.homeostatic.data import stratified_mask
+
+    test = stratified_mask(labels, test_fraction, seed)
     return images[~test], labels[~test], images[test], labels[test]
 
 
