@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--eta0", type=float, default=1e-3)
+    parser.add_argument("--optimizer", default="sgd", help="sgd (the paper's), momentum or adam")
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--data-path", default=None)
     parser.add_argument("--jobs", type=int, default=2)
@@ -65,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     rates = [None if r == "seasonal" else int(r) for r in args.rates.split(",")]
     rules = args.rules.split(",")
     base = ConceptShiftConfig(
-        epochs=args.epochs, eta0=args.eta0, dataset=args.dataset, data_path=args.data_path, plot=True
+        epochs=args.epochs,
+        eta0=args.eta0,
+        dataset=args.dataset,
+        data_path=args.data_path,
+        optimizer=args.optimizer,
+        plot=True,
     )
     jobs = []
     for rate in rates:
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 def _table(rows: list[dict], rates: list, rules: list[str], args: argparse.Namespace) -> str:
     fmt = lambda m: f"{100 * m[0]:.1f} ± {100 * m[1]:.1f}"  # noqa: E731
     lines = [
-        f"Concept shift on {args.dataset} ({args.epochs} epochs, η0 = {args.eta0:g}, {args.seeds} seeds; mean ± 95% CI, %).",
+        f"Concept shift on {args.dataset} ({args.optimizer}, {args.epochs} epochs, η0 = {args.eta0:g}, {args.seeds} seeds; mean ± 95% CI, %).",
         "`epoch-end` is the paper's metric (validation accuracy at each epoch's end, averaged over epochs);",
         "`curve` averages validation accuracy measured every 10 minibatches; `recovery` is the mean accuracy over the 200 samples after each swap.",
         "",

@@ -299,3 +299,22 @@ def test_concept_shift_bad_input_is_one_line_and_writes_nothing(tmp_path):
     proc = run_cli("embodied.agents.homeostatic.concept_shift", "rule=sometimes", f"run_dir={run_dir}")
     assert_one_line_error(proc, "rule", "homeostatic")
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_baseline_optimizers_train_and_are_recorded(tmp_path, optimizer):
+    from embodied.agents.homeostatic.concept_shift import run
+    from embodied.agents.homeostatic.config import ConceptShiftConfig
+
+    summary = run(
+        ConceptShiftConfig(epochs=1, plot=False, rule="constant", optimizer=optimizer), tmp_path, load("digits")
+    )
+    assert summary["optimizer"] == optimizer and summary["metrics"]["val_acc_final"] > 0.3  # it learned something
+
+
+def test_an_unknown_optimizer_is_one_line():
+    from embodied.agents.homeostatic.config import ConceptShiftConfig
+    from embodied.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'; choose from: sgd, momentum, adam"):
+        ConceptShiftConfig(optimizer="rmsprop")

@@ -43,6 +43,13 @@ def mlp(input_dim: int, hidden: list[int], classes: int = 10) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def make_optimizer(name: str, params: Any, lr: float) -> torch.optim.Optimizer:
+    """sgd (momentum-free), momentum (0.9) or adam, at learning rate `lr`."""
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9 if name == "momentum" else 0.0)
+
+
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     with torch.no_grad():
         return float((model(x).argmax(dim=1) == y).float().mean())
@@ -58,7 +65,7 @@ def run(config: ConceptShiftConfig, run_dir: Path, data: Split | None = None) ->
     model = mlp(data.input_dim, list(config.hidden))
     learner = HomeostaticLearner(
         model,
-        torch.optim.SGD(model.parameters(), lr=config.eta0),
+        make_optimizer(config.optimizer, model.parameters(), config.eta0),
         rule=config.rule,
         eta0=config.eta0,
         step=config.eta_step,
@@ -132,7 +139,9 @@ def run(config: ConceptShiftConfig, run_dir: Path, data: Split | None = None) ->
     summary = {
         "status": "complete",
         "rule": config.rule,
+        "optimizer": config.optimizer,
         "dataset": data.name,
+        "dataset_sha256": data.sha256,
         "swaps_per_epoch": config.swaps_per_epoch,
         "swaps_schedule": config.swaps_schedule,
         "seed": config.seed,

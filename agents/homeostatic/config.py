@@ -8,6 +8,8 @@ from typing import Optional
 from embodied.agents.sb3.config import PPOConfig
 from embodied.errors import ConfigError
 
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
 
 @dataclass
 class ConceptShiftConfig:
@@ -28,7 +30,10 @@ class ConceptShiftConfig:
     epochs: int = 50
     batch_size: int = 10
     eta0: float = 1e-3
-    """Initial learning rate (plain SGD, as in the authors' code)."""
+    """Initial learning rate (of plain SGD, as in the authors' code, unless `optimizer` says otherwise)."""
+    optimizer: str = "sgd"
+    """sgd (momentum-free, the paper's), momentum (SGD with momentum 0.9) or adam: the baselines the
+    paper lacks; the rule then moves that optimiser's learning rate."""
     eta_step: Optional[float] = None
     """η change per event; None: eta0 / 10."""
     eta_floor: float = 1e-8
@@ -62,6 +67,8 @@ class ConceptShiftConfig:
             raise ConfigError("epochs, batch_size, interval, memory and eval_every must be >= 1")
         if self.swaps_per_epoch < 0 or any(s < 0 for s in self.swaps_schedule or ()):
             raise ConfigError("swaps per epoch must be >= 0")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from: {', '.join(OPTIMIZERS)}")
         if self.eta0 <= 0:
             raise ConfigError(f"eta0 must be > 0, got {self.eta0}")
         if self.dataset in ("mnist", "fashion_mnist"):
