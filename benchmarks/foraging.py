@@ -8,7 +8,9 @@ env.shift_every=<N>` run (complete runs in --out are reused, so it resumes). Sur
 time and mean drive are reported two ways: over training (every logged window of
 training episodes, averaged: how well the agent lives while the world shifts under it)
 and at the final evaluation (20 episodes, the normal mapping, 2 videos per run).
-Prints a Markdown table (mean ± 95% CI over seeds) and, last, the command line.
+Prints a Markdown table (mean ± 95% CI over seeds) and, last, the command line, and writes
+`<out>/foraging_curves.png`: the training episodes' mean survival against env steps, one
+line per rule and shift setting (mean over seeds), the concept shifts marked (`--png` copies it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +42,39 @@ def training_means(run_dir: Path) -> dict[str, float]:
     }
 
 
+def curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(env steps, windowed mean episode length) from a run's training log."""
+    with (run_dir / "metrics.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("charts/episodic_length")]
+    return np.array([float(r["step"]) for r in rows]), np.array([float(r["charts/episodic_length"]) for r in rows])
+
+
+def plot_curves(path: Path, runs: dict[tuple[str, int], list[Path]], steps: int, num_envs: int = 8) -> None:
+    """Survival learning curves per (rule, shift), mean over seeds; vertical lines at the shifts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for (rule, shift), dirs in runs.items():
+        curves = [curve(d) for d in dirs]
+        n = min(len(c[0]) for c in curves)
+        x = curves[0][0][:n]
+        ax.plot(x, np.mean([c[1][:n] for c in curves], axis=0), label=f"{rule}, shift every {shift or 'never'}")
+        if shift:  # shift_every counts each env's own steps; the log counts all envs' steps
+            for k in range(1, int(steps / (shift * num_envs)) + 1):
+                ax.axvline(k * shift * num_envs, color="grey", lw=0.5, ls=":")
+    ax.axhline(800, color="k", lw=0.8, ls="--", label="target: 800 of 1,000 steps")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("survival (training episodes, steps)")
+    ax.set_ylim(0, 1050)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rules", default="homeostatic,constant")
@@ -47,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=300_000)
     parser.add_argument("--out", default="runs/bench/foraging")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--png", help="also copy the learning curves here (e.g. docs/img/foraging_curves.png)")
     args = parser.parse_args(argv)
     rules, shifts, seeds = (
         args.rules.split(","),
@@ -92,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"\n{args.steps} PPO steps per run, {len(seeds)} seeds (mean ± 95% CI over seeds), episodes capped at 1000 steps; videos in {out}/*/videos."
     )
+    png = out / "foraging_curves.png"
+    plot_curves(
+        png, {(r, sh): [out / f"shift{sh}_{r}_s{seed}" for seed in seeds] for sh in shifts for r in rules}, args.steps
+    )
+    if args.png:
+        shutil.copyfile(png, args.png)
+    print(f"learning curves: {png}")
     print(f"command: {command_line('benchmarks/foraging.py', argv)}")
     return 0
 

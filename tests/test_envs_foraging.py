@@ -28,7 +28,8 @@ from embodied.errors import ConfigError
 
 ZERO = np.zeros(2, dtype=np.float32)
 # Parking spots far from the robot (kept at the centre) for items a test does not use.
-PARK = {"food": [(-0.85, -0.85), (-0.85, 0.0), (-0.85, 0.85)], "water": [(0.85, -0.85), (0.85, 0.0), (0.85, 0.85)]}
+_ROWS = (-0.85, -0.5, -0.15, 0.15, 0.5, 0.85)
+PARK = {"food": [(-0.85, y) for y in _ROWS], "water": [(0.85, y) for y in _ROWS]}
 
 
 def _constructed(env: HomeostaticForagingEnv, internal=None, mapping="normal", seed=0) -> HomeostaticForagingEnv:
@@ -53,7 +54,7 @@ def test_registered_and_check_env_without_warnings():
     assert ENV_ID in embodied.envs.REGISTERED
     env = embodied.envs.make(ENV_ID)
     assert env.unwrapped.episode_cap == 1000 and env.spec.max_episode_steps == 1000
-    assert env.observation_space.shape == (18,) and env.action_space.shape == (2,)
+    assert env.observation_space.shape == (30,) and env.action_space.shape == (2,)  # 6 + 4 x 6 items
     assert set(env.unwrapped.metadata["death_causes"]) == set(DEATH_CAUSES)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -204,6 +205,38 @@ def test_drive_reward_is_the_drive_reduction():
     assert info["drive"] == pytest.approx(_drive(after), abs=1e-12)
     assert reward == pytest.approx(_drive([0.497, 0.697]) - _drive(after), abs=1e-12)
     assert reward < 0  # overshooting by 0.144 is worse than undershooting by 0.103
+
+
+@pytest.mark.parametrize(("below", "pays"), [(0.2, True), (0.15, True), (0.1, False), (0.0, False), (-0.1, False)])
+def test_eating_pays_only_when_far_enough_below_the_setpoint(below, pays):
+    """Drive reduction rewards eating when it brings energy closer to the setpoint: more than
+    restore / 2 (0.125) below it. At or above the setpoint, eating is punished (overshoot)."""
+    env = _constructed(HomeostaticForagingEnv(reward="drive", decay=[0.0, 0.0]), internal=[0.6 - below, 0.6])
+    env.place_resource("food", 0, [0.0, 0.0])
+    _, reward, _, _, info = env.step(ZERO)
+    assert info["consumed"] == ["food"] and (reward > 0) == pays
+
+
+def test_start_internal_is_drawn_from_its_range_and_checked():
+    env = HomeostaticForagingEnv()
+    starts = np.array([env.reset(seed=s)[1]["internal"] for s in range(50)])
+    assert starts.min() >= 0.3 and starts.max() <= 0.5 and starts.std() > 0.03  # below the setpoint, varied
+    fixed = HomeostaticForagingEnv(start_internal=[0.45, 0.45])
+    np.testing.assert_array_equal(fixed.reset(seed=0)[1]["internal"], [0.45, 0.45])
+    with pytest.raises(ConfigError, match="start_internal must be"):
+        HomeostaticForagingEnv(start_internal=[0.5, 0.3])
+
+
+@pytest.mark.parametrize(("actuation", "steps_to_90_percent"), [("velocity", 3), ("force", 10)])
+def test_actuation_reaches_the_top_speed(actuation, steps_to_90_percent):
+    env = HomeostaticForagingEnv(actuation=actuation)
+    env.reset(seed=0)
+    env.place_robot([-0.8, -0.8])
+    speeds = []
+    for _ in range(15):
+        env.step(np.array([1.0, 0.0], dtype=np.float32))
+        speeds.append(env.data.qvel[0])
+    assert int(np.argmax(np.array(speeds) >= 0.9)) + 1 == steps_to_90_percent and max(speeds) <= 1.0 + 1e-6
 
 
 def test_survival_reward_is_minus_one_on_the_terminal_step_only():

@@ -46,8 +46,12 @@ class ForagingConfig(EnvConfig):
     drive_n: float = 4.0
     """D(H) = (sum_i |h*_i - h_i|^n)^(1/m), with n > m > 1 (Keramati & Gutkin)."""
     drive_m: float = 3.0
-    resources_per_type: int = 3
+    resources_per_type: int = 6
     """Items of each resource type on the arena; a consumed item respawns elsewhere."""
+    start_internal: list[float] = field(default_factory=lambda: [0.3, 0.5])
+    """Each internal variable starts uniform in [low, high] (below the setpoint: eating pays at once)."""
+    actuation: str = "velocity"
+    """velocity (the action is the target velocity, up to 1 m/s) or force (a force against damping)."""
     shift_every: int = 0
     """Concept shift: swap which resource restores which variable every this many env steps (0: never)."""
     shift_schedule: Optional[list[int]] = None

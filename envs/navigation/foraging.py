@@ -1,16 +1,22 @@
 """Homeostatic foraging in a MuJoCo arena: `embodied/HomeostaticForaging-v0`.
 
-A point robot (a sphere on two damped slide joints, driven by two planar force motors)
-moves in a walled 2 m x 2 m arena holding `resources_per_type` items of food (green)
-and water (blue). Its internal state H = (energy, hydration) starts at the setpoint and
-loses `decay` every step; touching an item (robot centre within 0.15 m) consumes it,
-adds `restore` to the variable it feeds, and respawns it elsewhere. The episode ends
-when a variable reaches either bound of `viable` (starving and overeating both kill).
+A point robot (a sphere on two slide joints) moves in a walled 2 m x 2 m arena holding
+`resources_per_type` items of food (green) and water (blue). With `actuation="velocity"`
+(default) the action is the robot's target velocity (up to 1 m/s per axis, 90% of it
+within 3 steps, by velocity servos); with `"force"` it is a planar force against joint
+damping (the same top speed, 90% of it after 10 steps: harder to steer). Its internal
+state H = (energy, hydration) starts uniformly in `start_internal` (default [0.3, 0.5],
+below the setpoint, so that eating pays from the first step) and loses `decay` every
+step; touching an item (robot centre within 0.15 m) consumes it, adds `restore` to the
+variable it feeds, and respawns it elsewhere. The episode ends when a variable reaches either
+bound of `viable` (starving and overeating both kill).
 
 Reward `drive` is the drive reduction of Keramati & Gutkin (2014), r_t = D(H_t) - D(H_t+1)
 with D(H) = (sum_i |h*_i - h_i|^n)^(1/m). There is no extra death penalty: the return
 telescopes to D(H_0) - D(H_T), so dying (at a bound, far from the setpoint) costs the
-drive of the final state. Reward `survival` is 0 per step and -1 on the terminating step.
+drive of the final state. Eating pays when it brings the variable closer to the
+setpoint, i.e. when it is more than restore / 2 below it, and costs when the agent is
+sated (tests/test_envs_foraging.py checks the sign at, above and below the setpoint). Reward `survival` is 0 per step and -1 on the terminating step.
 
 Concept shift: normally food feeds energy and water feeds hydration; the `swapped`
 mapping exchanges them. The env counts its steps across episodes (`total_steps`) and
@@ -52,14 +58,26 @@ ITEM_RADIUS = 0.06
 CONSUME_RADIUS = 0.15  # robot centre within this of an item's centre consumes it
 SPAWN_GAP = 0.3  # new items keep this far from the robot
 TIMESTEP, FRAME_SKIP = 0.005, 10  # one env step = 0.05 s of simulation
-GEAR, DAMPING = 5.0, 5.0  # top speed GEAR / DAMPING = 1 m/s: ~40 steps across the arena
+GEAR, DAMPING = 5.0, 5.0  # force actuation: top speed GEAR / DAMPING = 1 m/s, ~40 steps across the arena
+SERVO_KV = 20.0  # velocity actuation: force = KV (target - velocity), time constant m / KV = 0.05 s
+ACTUATIONS = ("velocity", "force")
 VEL_BOUND = 3.0  # observed velocity is clipped to this (the robot never reaches it)
 FOOD_RGBA, WATER_RGBA = "0.2 0.75 0.2 1", "0.2 0.4 0.95 1"
 BAR_RGB = np.array([[40, 190, 40], [50, 100, 240]], dtype=np.uint8)
 
 
-def _scene_xml(per_type: int, height: int, width: int) -> str:
+def _actuators(actuation: str) -> tuple[float, str]:
+    """(joint damping, <actuator> body) for the actuation mode."""
+    if actuation == "velocity":
+        return 0.0, "".join(
+            f'<velocity joint="{j}" kv="{SERVO_KV}" ctrlrange="-1 1" ctrllimited="true"/>' for j in "xy"
+        )
+    return DAMPING, "".join(f'<motor joint="{j}" gear="{GEAR}" ctrlrange="-1 1" ctrllimited="true"/>' for j in "xy")
+
+
+def _scene_xml(per_type: int, height: int, width: int, actuation: str = "velocity") -> str:
     """MJCF of the arena: floor, four walls, the robot, and one mocap body per item."""
+    damping, actuators = _actuators(actuation)
     outer = HALF + 2 * WALL
     walls = "".join(
         f'<geom type="box" pos="{x} {y} 0.1" size="{sx} {sy} 0.1" rgba="0.45 0.4 0.35 1"/>'
@@ -92,16 +110,13 @@ def _scene_xml(per_type: int, height: int, width: int) -> str:
     <geom type="plane" size="{outer} {outer} 0.1" rgba="0.85 0.85 0.8 1" contype="0" conaffinity="0"/>
     {walls}
     <body name="robot" pos="0 0 {ROBOT_RADIUS}">
-      <joint name="x" type="slide" axis="1 0 0" damping="{DAMPING}"/>
-      <joint name="y" type="slide" axis="0 1 0" damping="{DAMPING}"/>
+      <joint name="x" type="slide" axis="1 0 0" damping="{damping}"/>
+      <joint name="y" type="slide" axis="0 1 0" damping="{damping}"/>
       <geom type="sphere" size="{ROBOT_RADIUS}" mass="1" rgba="0.95 0.5 0.1 1"/>
     </body>
     {items}
   </worldbody>
-  <actuator>
-    <motor joint="x" gear="{GEAR}" ctrlrange="-1 1" ctrllimited="true"/>
-    <motor joint="y" gear="{GEAR}" ctrlrange="-1 1" ctrllimited="true"/>
-  </actuator>
+  <actuator>{actuators}</actuator>
 </mujoco>"""
 
 
@@ -131,7 +146,9 @@ class HomeostaticForagingEnv(gym.Env):
         viable: Sequence[float] = (0.0, 1.0),
         drive_n: float = 4.0,
         drive_m: float = 3.0,
-        resources_per_type: int = 3,
+        resources_per_type: int = 6,
+        start_internal: Sequence[float] = (0.3, 0.5),
+        actuation: str = "velocity",
         shift_every: int = 0,
         shift_schedule: Sequence[int] | None = None,
         render_size: Sequence[int] = (256, 256),
@@ -140,6 +157,8 @@ class HomeostaticForagingEnv(gym.Env):
     ) -> None:
         if reward not in REWARDS:
             raise ConfigError(f"unknown reward '{reward}' for HomeostaticForaging; choose from: {', '.join(REWARDS)}")
+        if actuation not in ACTUATIONS:
+            raise ConfigError(f"unknown actuation '{actuation}'; choose from: {', '.join(ACTUATIONS)}")
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode must be rgb_array or None, got '{render_mode}'")
         self.decay, self.setpoint, self.viable = (
@@ -154,6 +173,11 @@ class HomeostaticForagingEnv(gym.Env):
             raise ConfigError(
                 f"need viable[0] < setpoint < viable[1], got viable={list(viable)} setpoint={list(setpoint)}"
             )
+        self.start_internal = _floats(start_internal, "start_internal")
+        if not lo < self.start_internal[0] <= self.start_internal[1] < hi:
+            raise ConfigError(
+                f"start_internal must be [low, high] with viable[0] < low <= high < viable[1], got {list(start_internal)}"
+            )
         if drive_n <= 0 or drive_m <= 0:
             raise ConfigError(f"drive_n and drive_m must be > 0, got {drive_n} and {drive_m}")
         if int(resources_per_type) < 1 or int(shift_every) < 0:
@@ -164,7 +188,7 @@ class HomeostaticForagingEnv(gym.Env):
             raise ConfigError(f"shift_schedule must list positive step counts, got {list(shift_schedule)}")
         if len(render_size) != 2 or min(int(s) for s in render_size) <= 0:
             raise ConfigError(f"render_size must be two positive integers (height, width), got {list(render_size)}")
-        self.reward_mode, self.restore = reward, float(restore)
+        self.reward_mode, self.restore, self.actuation = reward, float(restore), actuation
         self.drive_n, self.drive_m = float(drive_n), float(drive_m)
         self.per_type = int(resources_per_type)
         self.shift_every = int(shift_every)
@@ -178,7 +202,7 @@ class HomeostaticForagingEnv(gym.Env):
         """Env steps taken by this instance across all episodes (drives the concept shift)."""
         self.mapping = "normal"
 
-        self.model = mujoco.MjModel.from_xml_string(_scene_xml(self.per_type, *self.render_size))
+        self.model = mujoco.MjModel.from_xml_string(_scene_xml(self.per_type, *self.render_size, actuation))
         self.data = mujoco.MjData(self.model)
         self._cameras = Cameras()
         self._items = np.zeros((2, self.per_type, 2))  # (type, index, xy)
@@ -196,7 +220,7 @@ class HomeostaticForagingEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """New robot and item positions; internal state at the setpoint unless options say otherwise.
+        """New robot and item positions; each internal variable uniform in `start_internal` unless options say otherwise.
 
         The mapping and `total_steps` carry over from the previous episode (the world's rule
         does not reset with the agent); `options["mapping"]` sets the mapping directly.
@@ -278,7 +302,7 @@ class HomeostaticForagingEnv(gym.Env):
             raise ConfigError(
                 f"unknown reset option '{unknown[0]}' for HomeostaticForaging; choose from: {', '.join(OPTIONS)}"
             )
-        internal = self.setpoint.copy()
+        internal = self.np_random.uniform(*self.start_internal, size=2)
         if "internal" in options:
             internal = _floats(options["internal"], "options['internal']")
             if not ((self.viable[0] < internal) & (internal < self.viable[1])).all():
