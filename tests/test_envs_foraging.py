@@ -106,7 +106,8 @@ def test_yaml_composes_and_builds_the_env():
     [
         ({"reward": "pleasure"}, "drive, survival"),
         ({"render_mode": "human"}, "rgb_array"),
-        ({"setpoint": [0.6, 1.2]}, "setpoint"),
+        ({"setpoint": [0.6, 1.6]}, "setpoint"),
+        ({"reward_scale": -1.0}, "reward_scale > 0"),
         ({"decay": [0.003]}, "decay"),
         ({"resources_per_type": 0}, "resources_per_type"),
         ({"shift_schedule": [10, 0]}, "shift_schedule"),
@@ -128,7 +129,7 @@ def test_bad_reset_options_raise_config_errors():
     with pytest.raises(ConfigError, match="normal, swapped"):
         env.reset(options={"mapping": "inverted"})
     with pytest.raises(ConfigError, match="strictly inside"):
-        env.reset(options={"internal": [0.5, 1.0]})
+        env.reset(options={"internal": [0.5, 1.5]})
     with pytest.raises(ConfigError, match="internal, mapping"):
         env.reset(options={"energy": 0.5})
 
@@ -184,7 +185,7 @@ def test_several_items_in_one_step_are_all_consumed():
     ],
 )
 def test_each_death_cause_in_a_constructed_state(internal, eat, cause):
-    env = _constructed(HomeostaticForagingEnv(), internal=internal)
+    env = _constructed(HomeostaticForagingEnv(viable=[0.0, 1.0]), internal=internal)
     if eat:
         env.place_resource(eat, 0, [0.0, 0.0])
     obs, _, terminated, truncated, info = env.step(ZERO)
@@ -205,6 +206,17 @@ def test_drive_reward_is_the_drive_reduction():
     assert info["drive"] == pytest.approx(_drive(after), abs=1e-12)
     assert reward == pytest.approx(_drive([0.497, 0.697]) - _drive(after), abs=1e-12)
     assert reward < 0  # overshooting by 0.144 is worse than undershooting by 0.103
+
+
+def test_reward_scale_and_death_penalty():
+    env = _constructed(HomeostaticForagingEnv(reward_scale=10.0, death_penalty=1.0), internal=[0.5, 0.7])
+    _, reward, terminated, _, _ = env.step(ZERO)
+    assert not terminated and reward == pytest.approx(10 * (_drive([0.5, 0.7]) - _drive([0.497, 0.697])), abs=1e-12)
+    env = _constructed(HomeostaticForagingEnv(reward_scale=10.0, death_penalty=1.0), internal=[0.002, 0.6])
+    _, reward, terminated, _, _ = env.step(ZERO)  # starves on this step: the penalty comes on top
+    assert terminated and reward == pytest.approx(10 * (_drive([0.002, 0.6]) - _drive([-0.001, 0.597])) - 1.0)
+    with pytest.raises(ConfigError, match="reward_scale > 0"):
+        HomeostaticForagingEnv(reward_scale=0.0)
 
 
 @pytest.mark.parametrize(("below", "pays"), [(0.2, True), (0.15, True), (0.1, False), (0.0, False), (-0.1, False)])
@@ -328,7 +340,7 @@ def test_success_when_alive_at_the_cap_made_through_make():
 
 
 def test_render_shape_dtype_and_internal_state_bars():
-    env = HomeostaticForagingEnv(render_mode="rgb_array", render_size=[48, 64])
+    env = HomeostaticForagingEnv(render_mode="rgb_array", render_size=[48, 64], viable=[0.0, 1.0])
     env.reset(seed=0, options={"internal": [0.9, 0.2]})
     frame = env.render()
     assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8

@@ -15,7 +15,7 @@ from embodied.agents.homeostatic.config import HomeostaticPPOConfig
 from embodied.agents.sb3.agent import SB3Agent
 from embodied.agents.sb3.config import PPOConfig
 from embodied.envs.factory import EnvFactory
-from embodied.errors import ConfigError
+from embodied.errors import CheckpointError, ConfigError
 from helpers import run_cli
 
 SMALL = dict(n_steps=32, batch_size=32, n_epochs=2, net_arch=[16, 16])
@@ -144,3 +144,49 @@ def test_train_command_on_foraging_writes_checkpoint_video_and_drive_metrics(tmp
     assert (run_dir / "checkpoints" / "last" / "plasticity.safetensors").exists()
     header = (run_dir / "metrics.csv").read_text().splitlines()[0]
     assert "charts/plasticity_eta" in header and "charts/mean/drive" in header
+
+
+def test_normalized_observations_are_saved_loaded_and_applied_in_act(tmp_path):
+    """normalize_obs/normalize_reward (VecNormalize): act() sees what the policy was trained on,
+    and the running statistics travel with the checkpoint."""
+    config = PPOConfig(normalize_obs=True, normalize_reward=True, **SMALL)
+    agent = _agent(SB3Agent, config)
+    agent.learn(_factory(), 128, _Hooks())
+    assert agent.obs_rms.count > 128 and agent.ret_rms.count > 0
+    obs = envs.make("embodied/HomeostaticForaging-v0").reset(seed=3)[0]
+    expected = np.clip((obs - agent.obs_rms.mean) / np.sqrt(agent.obs_rms.var + 1e-8), -10, 10)
+    np.testing.assert_array_equal(
+        agent.act(obs), agent.model.predict(expected.astype(np.float32), deterministic=True)[0]
+    )
+    agent.save(tmp_path)
+    twin = _agent(SB3Agent, config, seed=5)
+    twin.load(tmp_path)
+    np.testing.assert_array_equal(twin.obs_rms.mean, agent.obs_rms.mean)
+    assert twin.ret_rms.var == agent.ret_rms.var
+    np.testing.assert_array_equal(twin.act(obs), agent.act(obs))
+    twin.learn(_factory(), 256, _Hooks())  # resuming keeps updating the loaded statistics
+    assert twin.obs_rms.count > agent.obs_rms.count
+
+    plain = _agent(SB3Agent, PPOConfig(**SMALL))
+    plain.learn(_factory(), 64, _Hooks())
+    (tmp_path / "plain").mkdir()
+    plain.save(tmp_path / "plain")
+    with pytest.raises(CheckpointError, match="no normalizer statistics"):
+        _agent(SB3Agent, config).load(tmp_path / "plain")
+
+
+def test_normalize_obs_needs_flat_observations():
+    env = envs.make("embodied/HomeostaticForaging-v0")
+    import gymnasium as gym
+
+    image = gym.spaces.Box(0, 255, (8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ConfigError, match="flat vector observations"):
+        SB3Agent(PPOConfig(normalize_obs=True), image, env.action_space, torch.device("cpu"))
+
+
+def test_a_normalized_checkpoint_refuses_an_agent_without_normalization(tmp_path):
+    agent = _agent(SB3Agent, PPOConfig(normalize_obs=True, **SMALL))
+    agent.learn(_factory(), 64, _Hooks())
+    agent.save(tmp_path)
+    with pytest.raises(CheckpointError, match="normalize_obs/normalize_reward it was trained with"):
+        _agent(SB3Agent, PPOConfig(**SMALL)).load(tmp_path)

@@ -2,7 +2,8 @@
 
 SB3 does the learning; this class maps it onto our run directory: weights in
 `model.safetensors`, optimizer/algorithm state and (for SAC) the replay buffer in
-safetensors + JSON files, episode and loss metrics through `TrainHooks`.
+safetensors + JSON files, VecNormalize's running statistics (when `normalize_obs` or
+`normalize_reward` is on) in `normalizer.*`, episode and loss metrics through `TrainHooks`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from safetensors.torch import load_model, save_model
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from embodied.agent import Agent, TrainHooks
 from embodied.agents.sb3.config import PPOConfig, SACConfig, SB3Config
@@ -71,12 +73,45 @@ class SB3Agent(Agent):
         self.algo = "ppo" if isinstance(config, PPOConfig) else "sac" if isinstance(config, SACConfig) else config.name
         if self.algo not in _ALGOS:
             raise ConfigError(f"SB3Agent runs {', '.join(_ALGOS)}, not '{config.name}'")
+        if config.normalize_obs and not (
+            isinstance(observation_space, gym.spaces.Box) and len(observation_space.shape) == 1
+        ):
+            raise ConfigError(
+                "agent.normalize_obs=true standardises flat vector observations only; use a flat obs_mode or normalize_obs=false"
+            )
         if self.algo == "sac" and not isinstance(action_space, gym.spaces.Box):
             raise ConfigError("SAC needs a continuous (Box) action space; use agent=ppo for discrete actions")
         self.model: BaseAlgorithm | None = None
         self.include_replay_buffer = True
         """Save SAC's replay buffer in checkpoints, so a resumed run continues exactly."""
         self._build_info: dict[str, int] = {}
+        self.obs_rms: RunningMeanStd | None = None
+        """VecNormalize's running observation statistics, shared across learn() calls (None: not normalised)."""
+        self.ret_rms: RunningMeanStd | None = None
+
+    @property
+    def normalizes(self) -> bool:
+        return bool(self.config.normalize_obs or self.config.normalize_reward)
+
+    def _normalized(self, vec: VecEnv) -> VecEnv:
+        """`vec` wrapped in VecNormalize that keeps updating this agent's running statistics."""
+        if not self.normalizes:
+            return vec
+        cfg = self.config
+        wrapped = VecNormalize(vec, norm_obs=cfg.normalize_obs, norm_reward=cfg.normalize_reward, gamma=cfg.gamma)
+        if self.ret_rms is None:
+            self.obs_rms, self.ret_rms = getattr(wrapped, "obs_rms", None), wrapped.ret_rms
+        if cfg.normalize_obs:
+            wrapped.obs_rms = self.obs_rms  # shared: VecNormalize updates it in place while learning
+        wrapped.ret_rms = self.ret_rms
+        return wrapped
+
+    def _normalize_obs(self, obs: Any) -> Any:
+        """What VecNormalize feeds the policy, for observations straight from an env."""
+        if self.obs_rms is None:
+            return obs
+        x = (np.asarray(obs) - self.obs_rms.mean) / np.sqrt(self.obs_rms.var + 1e-8)
+        return np.clip(x, -10.0, 10.0).astype(np.float32)
 
     # --- construction --------------------------------------------------------------
     def _build(self, env: VecEnv, buffer_size: int) -> None:
@@ -118,7 +153,7 @@ class SB3Agent(Agent):
 
     # --- Agent API -----------------------------------------------------------------
     def learn(self, env: Any, total_steps: int, hooks: TrainHooks) -> None:
-        vec = env.make_vec()
+        vec = self._normalized(env.make_vec())
         if self.model is None:
             self._build(vec, buffer_size=max(1, min(getattr(self.config, "buffer_size", 1), total_steps)))
         else:
@@ -144,7 +179,7 @@ class SB3Agent(Agent):
     def act(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         if self.model is None:
             raise CheckpointError("the agent has no model yet: train it or load a checkpoint first")
-        action, _ = self.model.predict(obs, deterministic=deterministic)
+        action, _ = self.model.predict(self._normalize_obs(obs), deterministic=deterministic)
         return action
 
     def training_metrics(self) -> dict[str, float]:
@@ -195,6 +230,8 @@ class SB3Agent(Agent):
         save_state(state, directory, "algo_state")
         if isinstance(self.model, SAC) and self.include_replay_buffer:
             save_state(_replay_state(self.model.replay_buffer), directory, "replay_buffer")
+        if self.ret_rms is not None:
+            save_state(_rms_state(self.obs_rms, self.ret_rms), directory, "normalizer")
 
     def load(self, directory: Path) -> None:
         directory = Path(directory)
@@ -238,7 +275,37 @@ class SB3Agent(Agent):
                 self.model.log_ent_coef.copy_(state["log_ent_coef"])
         if isinstance(self.model, SAC) and (directory / "replay_buffer.safetensors").exists():
             _restore_replay(self.model.replay_buffer, load_state(directory, "replay_buffer"))
+        if self.normalizes:
+            if not (directory / "normalizer.safetensors").exists():
+                raise CheckpointError(
+                    f"checkpoint '{directory}' has no normalizer statistics but agent.normalize_obs/normalize_reward is on; load it with both off"
+                )
+            self.obs_rms, self.ret_rms = _restore_rms(load_state(directory, "normalizer"))
+        elif (directory / "normalizer.safetensors").exists():
+            raise CheckpointError(
+                f"checkpoint '{directory}' was trained with normalised observations or rewards; load it with the agent.normalize_obs/normalize_reward it was trained with"
+            )
         self.num_steps = self.model.num_timesteps
+
+
+def _rms_state(obs_rms: RunningMeanStd | None, ret_rms: RunningMeanStd) -> dict[str, Any]:
+    def one(rms: RunningMeanStd | None) -> dict[str, Any] | None:
+        if rms is None:
+            return None
+        return {"mean": torch.as_tensor(rms.mean), "var": torch.as_tensor(rms.var), "count": float(rms.count)}
+
+    return {"obs": one(obs_rms), "ret": one(ret_rms)}
+
+
+def _restore_rms(state: dict[str, Any]) -> tuple[RunningMeanStd | None, RunningMeanStd]:
+    def one(s: dict[str, Any] | None) -> RunningMeanStd | None:
+        if s is None:
+            return None
+        rms = RunningMeanStd(shape=tuple(s["mean"].shape))
+        rms.mean, rms.var, rms.count = s["mean"].double().numpy(), s["var"].double().numpy(), float(s["count"])
+        return rms
+
+    return one(state["obs"]), one(state["ret"])
 
 
 _BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")

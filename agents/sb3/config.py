@@ -18,6 +18,11 @@ class SB3Config(AgentConfig):
     """Hidden layer sizes of the actor and critic MLPs."""
     activation: str = "relu"
     """relu or tanh."""
+    normalize_obs: bool = False
+    """Standardise observations by running mean and variance (SB3's VecNormalize), clipped to +-10;
+    the statistics are saved in checkpoints and applied in act()."""
+    normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return (VecNormalize): for rewards far from unit scale."""
 
     def __post_init__(self) -> None:
         if self.activation not in ("relu", "tanh"):

@@ -41,11 +41,15 @@ class ForagingConfig(EnvConfig):
     """Gain of the variable a consumed resource restores."""
     setpoint: list[float] = field(default_factory=lambda: [0.6, 0.6])
     """The internal state the drive measures distance from."""
-    viable: list[float] = field(default_factory=lambda: [0.0, 1.0])
-    """The episode ends when a variable reaches either bound."""
+    viable: list[float] = field(default_factory=lambda: [0.0, 1.5])
+    """The episode ends when a variable reaches either bound (1.5: three items past the setpoint)."""
     drive_n: float = 4.0
     """D(H) = (sum_i |h*_i - h_i|^n)^(1/m), with n > m > 1 (Keramati & Gutkin)."""
     drive_m: float = 3.0
+    reward_scale: float = 1.0
+    """drive only: the drive reduction is multiplied by this (the optimal policy is unchanged)."""
+    death_penalty: float = 0.0
+    """drive only: subtracted on the terminating step (0: the telescoped drive of the final state is the only cost of dying)."""
     resources_per_type: int = 6
     """Items of each resource type on the arena; a consumed item respawns elsewhere."""
     start_internal: list[float] = field(default_factory=lambda: [0.3, 0.5])

@@ -9,12 +9,15 @@ state H = (energy, hydration) starts uniformly in `start_internal` (default [0.3
 below the setpoint, so that eating pays from the first step) and loses `decay` every
 step; touching an item (robot centre within 0.15 m) consumes it, adds `restore` to the
 variable it feeds, and respawns it elsewhere. The episode ends when a variable reaches either
-bound of `viable` (starving and overeating both kill).
+bound of `viable` (starving and overeating both kill). The upper bound, 1.5, leaves room for
+three items past the setpoint: with items covering a fifth of the floor a moving robot touches
+some by accident, and at 1.0 (one accidental item when sated) PPO never learnt to stop eating.
 
 Reward `drive` is the drive reduction of Keramati & Gutkin (2014), r_t = D(H_t) - D(H_t+1)
-with D(H) = (sum_i |h*_i - h_i|^n)^(1/m). There is no extra death penalty: the return
+with D(H) = (sum_i |h*_i - h_i|^n)^(1/m). By default there is no extra death penalty: the return
 telescopes to D(H_0) - D(H_T), so dying (at a bound, far from the setpoint) costs the
-drive of the final state. Eating pays when it brings the variable closer to the
+drive of the final state (`death_penalty` adds a fixed cost; `reward_scale` multiplies the
+drive reduction). Eating pays when it brings the variable closer to the
 setpoint, i.e. when it is more than restore / 2 below it, and costs when the agent is
 sated (tests/test_envs_foraging.py checks the sign at, above and below the setpoint). Reward `survival` is 0 per step and -1 on the terminating step.
 
@@ -143,7 +146,7 @@ class HomeostaticForagingEnv(gym.Env):
         decay: Sequence[float] = (0.003, 0.003),
         restore: float = 0.25,
         setpoint: Sequence[float] = (0.6, 0.6),
-        viable: Sequence[float] = (0.0, 1.0),
+        viable: Sequence[float] = (0.0, 1.5),
         drive_n: float = 4.0,
         drive_m: float = 3.0,
         resources_per_type: int = 6,
@@ -154,6 +157,8 @@ class HomeostaticForagingEnv(gym.Env):
         render_size: Sequence[int] = (256, 256),
         render_mode: str | None = None,
         video_quality: str = "full",
+        reward_scale: float = 1.0,
+        death_penalty: float = 0.0,
     ) -> None:
         if reward not in REWARDS:
             raise ConfigError(f"unknown reward '{reward}' for HomeostaticForaging; choose from: {', '.join(REWARDS)}")
@@ -188,7 +193,10 @@ class HomeostaticForagingEnv(gym.Env):
             raise ConfigError(f"shift_schedule must list positive step counts, got {list(shift_schedule)}")
         if len(render_size) != 2 or min(int(s) for s in render_size) <= 0:
             raise ConfigError(f"render_size must be two positive integers (height, width), got {list(render_size)}")
+        if float(reward_scale) <= 0 or float(death_penalty) < 0:
+            raise ConfigError(f"need reward_scale > 0 and death_penalty >= 0, got {reward_scale} and {death_penalty}")
         self.reward_mode, self.restore, self.actuation = reward, float(restore), actuation
+        self.reward_scale, self.death_penalty = float(reward_scale), float(death_penalty)
         self.drive_n, self.drive_m = float(drive_n), float(drive_m)
         self.per_type = int(resources_per_type)
         self.shift_every = int(shift_every)
@@ -248,7 +256,7 @@ class HomeostaticForagingEnv(gym.Env):
         terminated = cause is not None
         success = not terminated and self.episode_cap is not None and self._steps >= self.episode_cap
         if self.reward_mode == "drive":
-            reward = drive_before - self._drive
+            reward = self.reward_scale * (drive_before - self._drive) - (self.death_penalty if terminated else 0.0)
         else:
             reward = -1.0 if terminated else 0.0
         if self._shifts_at(self.total_steps):
