@@ -1,6 +1,6 @@
-"""Homeostatic vs constant plasticity on the foraging arena, with and without concept shift.
+"""Homeostatic vs constant vs random plasticity on the foraging arena, with and without concept shift.
 
-    python benchmarks/foraging.py                 # 2 plasticity rules x 2 shift settings x 3 seeds, 300k steps each
+    python benchmarks/foraging.py                 # 3 plasticity rules x 2 shift settings x 3 seeds, 300k steps each
     python benchmarks/foraging.py --steps 20000 --seeds 0   # a quick look
 
 Each cell is one `embodied-train experiment=homeostatic_ppo_foraging agent.plasticity=<rule>
@@ -8,7 +8,12 @@ env.shift_every=<N>` run (complete runs in --out are reused, so it resumes). Sur
 time and mean drive are reported two ways: over training (every logged window of
 training episodes, averaged: how well the agent lives while the world shifts under it)
 and at the final evaluation (20 episodes, the normal mapping, 2 videos per run).
-Prints a Markdown table (mean ± 95% CI over seeds) and, last, the command line, and writes
+Recovery after a swap: env steps from the swap until the windowed training survival is back at
+its mean over the three windows before it (a swap it never recovers from counts as the steps left
+in the run, and is reported as censored). Two reference policies bracket the learners: uniform
+random actions, and a scripted forager that knows the mapping (heads for the nearest item that
+feeds its lowest variable once that variable is 0.15 below the setpoint, else stands still).
+Prints Markdown tables (mean ± 95% CI over seeds) and, last, the command line, and writes
 `<out>/foraging_curves.png`: the training episodes' mean survival against env steps, one
 line per rule and shift setting (mean over seeds), the concept shifts marked (`--png` copies it).
 """
@@ -40,6 +45,50 @@ def training_means(run_dir: Path) -> dict[str, float]:
             next((r["charts/plasticity_eta"] for r in reversed(rows) if r.get("charts/plasticity_eta")), "nan")
         ),
     }
+
+
+def recoveries(run_dir: Path, shift_every: int, num_envs: int = 8) -> list[tuple[float, bool]]:
+    """(env steps to recover, censored) for every swap with three logged windows before it."""
+    steps, lengths = curve(run_dir)
+    out = []
+    for k in range(1, int(steps[-1] // (shift_every * num_envs)) + 1):
+        swap = k * shift_every * num_envs
+        before, after = lengths[steps <= swap][-3:], steps > swap
+        if len(before) < 3 or not after.any():
+            continue
+        back = np.nonzero(after & (lengths >= before.mean()))[0]
+        out.append((float(steps[back[0]] - swap), False) if len(back) else (float(steps[-1] - swap), True))
+    return out
+
+
+def scripted_action(env, threshold: float = 0.15) -> np.ndarray:
+    """The reference forager: the nearest item feeding the lowest variable, once it is `threshold` below the setpoint."""
+    need = int(np.argmin(env.internal - env.setpoint))
+    if env.internal[need] > env.setpoint[need] - threshold:
+        return np.zeros(2, dtype=np.float32)
+    kind = ("food", "water")[need if env.mapping == "normal" else 1 - need]
+    offsets = env.resource_pos[kind] - env.robot_pos
+    target = offsets[np.argmin(np.sum(offsets**2, axis=1))]
+    return np.clip(target / max(np.linalg.norm(target), 1e-9) * min(1.0, 5 * np.linalg.norm(target)), -1, 1).astype(
+        np.float32
+    )
+
+
+def reference_survival(policy: str, episodes: int = 20, seed: int = 0) -> list[float]:
+    """Episode lengths (1000-step cap) of the `random` or `scripted` reference policy."""
+    import embodied.envs as envs
+
+    env = envs.make("embodied/HomeostaticForaging-v0")
+    rng, lengths = np.random.default_rng(seed), []
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        for t in range(1, 1001):
+            action = rng.uniform(-1, 1, 2).astype(np.float32) if policy == "random" else scripted_action(env.unwrapped)
+            _, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+        lengths.append(float(t))
+    return lengths
 
 
 def curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +126,7 @@ def plot_curves(path: Path, runs: dict[tuple[str, int], list[Path]], steps: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rules", default="homeostatic,constant")
+    parser.add_argument("--rules", default="homeostatic,constant,random")
     parser.add_argument("--shifts", default="0,10000", help="env.shift_every values (env steps per env; 0: no shift)")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--steps", type=int, default=300_000)
@@ -114,20 +163,30 @@ def main(argv: list[str] | None = None) -> int:
         *(scale * v for v in mean_ci(values)), d=digits
     )  # noqa: E731
     print(
-        "| shift_every | plasticity | survival, training (steps) | drive, training | survival, eval | drive, eval | eval success | final η (×1e-4) |"
+        "| shift_every | plasticity | survival, training (steps) | drive, training | survival, eval | drive, eval | eval success | final η (×1e-4) | recovery after a swap (steps) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for shift in shifts:
         for rule in rules:
             rs = [done[(rule, shift, seed)] for seed in seeds]
+            recovery = "–"
+            if shift:
+                swaps = [r for seed in seeds for r in recoveries(out / f"shift{shift}_{rule}_s{seed}", shift)]
+                censored = sum(c for _, c in swaps)
+                recovery = f"{fmt([r for r, _ in swaps])} ({len(swaps)} swaps, {censored} not recovered)"
             print(
                 f"| {shift or 'none'} | {rule} | {fmt([r['train_length'] for r in rs])} | {fmt([r['train_drive'] for r in rs], digits=3)} "
                 f"| {fmt([r['eval/length_mean'] for r in rs])} | {fmt([r['eval/mean/drive'] for r in rs], digits=3)} "
-                f"| {fmt([r['eval/success_rate'] for r in rs], 100)}% | {fmt([r['final_eta'] for r in rs], 1e4, 2)} |",
+                f"| {fmt([r['eval/success_rate'] for r in rs], 100)}% | {fmt([r['final_eta'] for r in rs], 1e4, 2)} | {recovery} |",
                 flush=True,
             )
+    for policy in ("random", "scripted"):
+        lengths = reference_survival(policy)
+        print(
+            f"| none | reference: {policy} policy | – | – | {fmt(lengths)} (20 episodes) | – | {np.mean(np.array(lengths) >= 1000):.0%} | – | – |"
+        )
     print(
-        f"\n{args.steps} PPO steps per run, {len(seeds)} seeds (mean ± 95% CI over seeds), episodes capped at 1000 steps; videos in {out}/*/videos."
+        f"\n{args.steps} PPO steps per run, {len(seeds)} seeds (mean ± 95% CI over seeds; recovery: over swaps), episodes capped at 1000 steps; videos in {out}/*/videos."
     )
     png = out / "foraging_curves.png"
     plot_curves(
