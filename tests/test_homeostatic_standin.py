@@ -51,3 +51,31 @@ def test_the_config_needs_no_data_path_for_the_standin() -> None:
     ConceptShiftConfig(dataset="mnist_standin")
     with pytest.raises(Exception, match="dataset=mnist_standin"):
         ConceptShiftConfig(dataset="mnist")  # the real files still need data_path, and the error names the stand-in
+
+
+def _load_in_child(cache: str, calls: str) -> str:
+    """In a fresh process: a slow stand-in generator that records each call, then load_standin."""
+    import time
+    from pathlib import Path
+
+    small = standin.generate(train=30, test=10)
+
+    def slow():
+        with open(calls, "a") as f:
+            f.write("x")
+        time.sleep(0.5)
+        return small
+
+    standin.generate = slow
+    return standin.load_standin(Path(cache))[1]
+
+
+def test_processes_starting_together_on_an_empty_cache_generate_once(tmp_path) -> None:
+    """A sweep's jobs start at once: one generates under the lock, the others read its file (no race)."""
+    import multiprocessing
+
+    calls = tmp_path / "calls"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        digests = pool.starmap(_load_in_child, [(str(tmp_path / "cache"), str(calls))] * 3)
+    assert len(set(digests)) == 1 and calls.read_text() == "x"
+    assert not list((tmp_path / "cache").glob("*.tmp*"))

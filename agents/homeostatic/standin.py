@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -100,24 +101,38 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 
 def load_standin(cache_dir: Path) -> tuple[dict[str, np.ndarray], str]:
-    """The stand-in (generated and cached on first use) and its checksum; DatasetError if the cache is corrupt."""
+    """The stand-in (generated and cached on first use) and its checksum; DatasetError if the cache is corrupt.
+
+    Processes that start together on an empty cache (a sweep's jobs) take a file lock: one
+    generates, the others wait and then read what it wrote.
+    """
+    import fcntl
+
     path = Path(cache_dir) / f"mnist_standin-{VERSION}.npz"
     meta = path.with_suffix(".json")
-    if path.exists() and meta.exists():
-        try:
-            with np.load(path) as data:
-                arrays = {k: data[k] for k in data.files}
-            expected = json.loads(meta.read_text())["sha256"]
-        except (OSError, ValueError, KeyError) as err:
-            raise DatasetError(f"cannot read the cached stand-in {path} ({err}); delete it to regenerate") from None
-        if checksum(arrays) != expected:
-            raise DatasetError(f"the cached stand-in {path} does not match its checksum; delete it to regenerate")
-        return arrays, expected
-    arrays = generate()
-    digest = checksum(arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-    meta.write_text(json.dumps({"sha256": digest, "version": VERSION, "train": TRAIN, "test": TEST}) + "\n")
-    return arrays, digest
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists() and meta.exists():
+            return _read_cached(path, meta)
+        arrays = generate()
+        digest = checksum(arrays)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)
+        tmp_meta = meta.with_name(f"{meta.name}.{os.getpid()}.tmp")
+        tmp_meta.write_text(json.dumps({"sha256": digest, "version": VERSION, "train": TRAIN, "test": TEST}) + "\n")
+        tmp_meta.replace(meta)
+        return arrays, digest
+
+
+def _read_cached(path: Path, meta: Path) -> tuple[dict[str, np.ndarray], str]:
+    try:
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files}
+        expected = json.loads(meta.read_text())["sha256"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DatasetError(f"cannot read the cached stand-in {path} ({err}); delete it to regenerate") from None
+    if checksum(arrays) != expected:
+        raise DatasetError(f"the cached stand-in {path} does not match its checksum; delete it to regenerate")
+    return arrays, expected
