@@ -161,6 +161,7 @@ def test_act_jepa_two_processes_train_like_one_and_resume(demos: Path, tmp_path:
         assert torch.equal(after_resume[key], value), key  # resume is exact
 
 
+@pytest.mark.slow  # >25 s: `make test-all` runs it
 def test_ptp_two_processes_train_like_one(demos: Path, tmp_path: Path) -> None:
     """The diffusion policy (noise and timesteps drawn for the global batch, masked loss over the global count)."""
     args = [*COMMON, *TINY_PTP, f"agent.dataset={demos}", f"total_updates={STEPS}"]

@@ -141,6 +141,7 @@ def test_a_sweep_directory_holding_another_sweep_is_refused(tmp_path: Path) -> N
 
 
 # --- launchers ----------------------------------------------------------------------
+@pytest.mark.slow  # >25 s: `make test-all` runs it
 def test_joblib_jobs_share_the_cores_and_match_the_basic_launcher(tmp_path: Path) -> None:
     common = ["-m", "seed=0,1", *QUICK, "total_steps=200"]
     run_cli("embodied.train", *common, f"run_dir={tmp_path / 'basic'}", check=True)
@@ -185,6 +186,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # >25 s: `make test-all` runs it
 def test_ray_launcher_on_a_local_ray_cluster(tmp_path: Path) -> None:
     """Start a one-node Ray cluster (`ray start --head`), sweep on it through its address, stop it."""
     ray = Path(sys.executable).with_name("ray")
