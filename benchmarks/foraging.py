@@ -34,10 +34,15 @@ from common import command_line, train_once
 from embodied.evaluation import mean_ci
 
 
+def episode_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The training log's rows that summarise a window of finished episodes."""
+    with (run_dir / "metrics.csv").open() as f:
+        return [r for r in csv.DictReader(f) if r.get("charts/episodic_length")]
+
+
 def training_means(run_dir: Path) -> dict[str, float]:
     """Means over the training log of the windowed episode length and drive."""
-    with (run_dir / "metrics.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("charts/episodic_length")]
+    rows = episode_rows(run_dir)
     return {
         "train_length": float(np.mean([float(r["charts/episodic_length"]) for r in rows])),
         "train_drive": float(np.mean([float(r["charts/mean/drive"]) for r in rows])),
@@ -93,8 +98,7 @@ def reference_survival(policy: str, episodes: int = 20, seed: int = 0) -> list[f
 
 def curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(env steps, windowed mean episode length) from a run's training log."""
-    with (run_dir / "metrics.csv").open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("charts/episodic_length")]
+    rows = episode_rows(run_dir)
     return np.array([float(r["step"]) for r in rows]), np.array([float(r["charts/episodic_length"]) for r in rows])
 
 

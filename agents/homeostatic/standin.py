@@ -25,6 +25,7 @@ checks that checksum on every later load.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -106,8 +107,6 @@ def load_standin(cache_dir: Path) -> tuple[dict[str, np.ndarray], str]:
     Processes that start together on an empty cache (a sweep's jobs) take a file lock: one
     generates, the others wait and then read what it wrote.
     """
-    import fcntl
-
     path = Path(cache_dir) / f"mnist_standin-{VERSION}.npz"
     meta = path.with_suffix(".json")
     path.parent.mkdir(parents=True, exist_ok=True)
