@@ -3,14 +3,21 @@
     python benchmarks/act_jepa.py                          # state row, 3 seeds, the CPU preset
     python benchmarks/act_jepa.py --obs pixels --seeds 0   # pixel row
     python benchmarks/act_jepa.py --preset paper           # the published sizes (d=512, batch 128): a GPU job
+    python benchmarks/act_jepa.py --expert-gain 0.3 --expert-gain-tasks door-close   # lower-gain door-close expert
 
 1. Demos: `embodied-collect env=embodied/MetaWorld-MT15-v0 episodes=40` (40 successful
-   scripted-expert episodes per task, 200-step cap), made once and reused.
+   scripted-expert episodes per task, 200-step cap), made once and reused; a table of the
+   expert per task (success over attempts, action jerk and saturation of the labels).
 2. One `embodied-train experiment=act_jepa_metaworld15[_pixels] agent=<act_jepa|act>` run per
    agent and seed (complete runs in --out are reused), evaluated on 20 episodes per task
-   and probed (frozen encoder -> next 30 states, on the held-out 10% of demos).
+   and probed (frozen encoder -> next 30 states, on the held-out 10% of demos); validation
+   action L1 against training steps is plotted (val_curves_*.png).
 3. Speed: training updates/s from the run's log; inference latency (ms per chunk query,
    batch 1, this CPU) timed on the trained checkpoint.
+
+4. `--inference`: other ways of executing the chunks, chosen on held-out seeds (seed offset
+   `--inference-seed-offset`, away from the evaluation seeds); `--final-inference` then
+   re-evaluates every run with the chosen one on the evaluation seeds.
 
 Prints Markdown tables (mean ± 95% CI over seeds) and, last, the command line; writes
 results.json next to the runs.
@@ -44,11 +51,19 @@ PRESETS = {
         "agent.predictor_ffn=256",
         "agent.batch_size=64",
     ],
+    "medium": [
+        "agent.dim=256",
+        "agent.ffn=1024",
+        "agent.heads=8",
+        "agent.predictor_dim=128",
+        "agent.predictor_ffn=512",
+        "agent.batch_size=64",
+    ],
 }
 LABELS = {"act_jepa": "ACT-JEPA", "act": "ACT (baseline)"}
 
 
-def collect(demos: Path, episodes: int, pixels: bool) -> None:
+def collect(demos: Path, episodes: int, pixels: bool, gain: float = 1.0, gain_tasks: list[str] | None = None) -> None:
     if (demos / "zarr.json").exists():
         return
     args = [
@@ -61,8 +76,72 @@ def collect(demos: Path, episodes: int, pixels: bool) -> None:
     ]
     if pixels:
         args += ["obs_mode=state+pixels", "image_size=[64,64]"]
+    if gain != 1.0:
+        args.append(f"expert_gain={gain}")
+        if gain_tasks:
+            args.append(f"expert_gain_tasks=[{','.join(gain_tasks)}]")
     print("collecting:", " ".join(args[1:]), file=sys.stderr, flush=True)
     subprocess.run(args, check=True)
+
+
+def expert_table(demos: Path) -> list[str]:
+    """The scripted expert per task, from the dataset's attributes."""
+    from embodied.data import DemoDataset
+
+    attrs = DemoDataset.open(demos).attrs
+    gain, gain_tasks = attrs.get("expert_gain", 1.0), attrs.get("expert_gain_tasks")
+    lines = [
+        f"Scripted expert per task ({demos.name}; expert gain {gain}"
+        + (f" on {', '.join(gain_tasks)}" if gain_tasks and gain != 1.0 else "")
+        + "): success over all attempts; of the kept episodes' labels, jerk = mean |a_t - a_(t-1)| and saturation = fraction of entries at ±1",
+        "",
+        "| task | expert success | attempts | action jerk | saturation |",
+        "|---|---|---|---|---|",
+    ]
+    for task in attrs["tasks"]:
+        lines.append(
+            f"| {task} | {100 * attrs['task_success_rate'][task]:.0f}% | {attrs['task_attempts'][task]} "
+            f"| {attrs['task_action_jerk'][task]:.3f} | {attrs['task_action_saturation'][task]:.2f} |"
+        )
+    return lines
+
+
+def val_curves(run_dirs: dict[str, list[Path]], path: Path) -> list[str]:
+    """Plot validation action L1 against steps (one line per run) and return a table of its
+    value at each 1/4 of training, mean over seeds."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    curves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for (label, dirs), color in zip(run_dirs.items(), ("C0", "C1", "C2", "C3")):
+        for i, run_dir in enumerate(dirs):
+            with (run_dir / "metrics.csv").open() as f:
+                rows = [r for r in csv.DictReader(f) if r.get("losses/val_action_l1")]
+            steps = np.array([float(r["global_step"]) for r in rows])
+            l1 = np.array([float(r["losses/val_action_l1"]) for r in rows])
+            curves.setdefault(label, []).append((steps, l1))
+            ax.plot(steps, l1, color=color, alpha=0.7, label=label if i == 0 else None)
+    ax.set_xlabel("gradient steps")
+    ax.set_ylabel("validation action L1 (normalised)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    lines = ["| validation action L1 at step | " + " | ".join(curves) + " |", "|---" * (len(curves) + 1) + "|"]
+    first = next(iter(curves.values()))[0][0]
+    for q in (0.25, 0.5, 0.75, 1.0):
+        step = first[min(len(first) - 1, int(round(q * len(first))) - 1)]
+        cells = []
+        for runs in curves.values():
+            values = [l1[np.searchsorted(steps, step)] for steps, l1 in runs if step in steps]
+            cells.append(f"{np.mean(values):.3f}")
+        lines.append(f"| {int(step)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def query_ms(agent: object, obs: object, queries: int) -> float:
@@ -83,26 +162,53 @@ def latency_ms(run_dir: Path, queries: int = 50) -> float:
     return query_ms(agent, obs, queries)
 
 
-def evaluate_inference(run_dir: Path, episodes_per_task: int, **settings: object) -> float:
-    """Success rate of the run's last checkpoint with other inference settings (n_action_steps,
-    temporal_ensemble): the same weights, only how the chunks are executed changes."""
+def evaluate_inference(
+    run_dir: Path, episodes_per_task: int, seed_offset: int | None = None, **settings: object
+) -> dict[str, float]:
+    """Success rate (all tasks, and per task) of the run's last checkpoint with other inference
+    settings (n_action_steps, temporal_ensemble): the same weights, only how the chunks are
+    executed changes. Seeds start at the run's seed + `seed_offset` (default: its evaluation seeds)."""
     from embodied.evaluation import run_episodes
 
     config, env, agent = trained_agent(run_dir)
     for key, value in settings.items():
         setattr(agent.config, key, value)
-    results = run_episodes(
-        env, agent.act, 15 * episodes_per_task, config.seed + config.eval.seed_offset, reset_policy=agent.reset
-    )
+    offset = config.eval.seed_offset if seed_offset is None else seed_offset
+    results = run_episodes(env, agent.act, 15 * episodes_per_task, config.seed + offset, reset_policy=agent.reset)
     env.close()
-    return float(np.mean([r.success for r in results]))
+    rates = {"all": float(np.mean([r.success for r in results]))}
+    tasks = SUITES["MT15"]  # the task of seed s is tasks[s % 15]
+    start = config.seed + offset
+    for i in range(len(tasks)):
+        rates[tasks[(start + i) % len(tasks)]] = float(np.mean([r.success for r in results[i :: len(tasks)]]))
+    return rates
 
 
 INFERENCE = {
+    "open_loop": {"n_action_steps": None},
+    "requery_15": {"n_action_steps": 15},
+    "requery_5": {"n_action_steps": 5},
     "requery_10": {"n_action_steps": 10},
     "requery_1": {"n_action_steps": 1},
     "temporal_ensemble": {"temporal_ensemble": True},
 }
+
+
+def evaluate_all(
+    done: dict, variants: list[str], agents: list[str], seeds: list[int], jobs: int, per_task: int, offset: int | None
+) -> dict:
+    """evaluate_inference for every (variant, agent, seed), `jobs` processes at a time."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = {
+            (v, a, s): pool.submit(evaluate_inference, Path(done[(a, s)]["run_dir"]), per_task, offset, **INFERENCE[v])
+            for v in variants
+            for a in agents
+            for s in seeds
+        }
+        return {k: f.result() for k, f in futures.items()}
 
 
 def speed_only(args: argparse.Namespace, agents: list[str], pixels: bool) -> list[str]:
@@ -181,6 +287,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--inference-per-task", type=int, default=10, help="evaluation episodes per task for --inference"
     )
+    parser.add_argument(
+        "--inference-seed-offset",
+        type=int,
+        default=2_000_000,
+        help="--inference runs on seeds seed + this (held out: the evaluation seeds start at seed + 1,000,000)",
+    )
+    parser.add_argument(
+        "--final-inference",
+        default="",
+        help="re-evaluate every run on its evaluation seeds with this setting (one of the --inference names)",
+    )
+    parser.add_argument("--expert-gain", type=float, default=1.0, help="embodied-collect expert_gain")
+    parser.add_argument(
+        "--expert-gain-tasks", default="", help="comma-separated tasks the expert gain applies to (default: all)"
+    )
     args = parser.parse_args(argv)
     agents, seeds = args.agents.split(","), [int(s) for s in args.seeds.split(",")]
     out = Path(args.out)
@@ -188,14 +309,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed_only:
         print("\n".join(speed_only(args, agents, pixels)) + f"\n\n{command_line('benchmarks/act_jepa.py', argv)}")
         return 0
+    gain_tasks = [t for t in args.expert_gain_tasks.split(",") if t] or None
     demos = out / f"demos_mt15_{args.obs}_{args.demos_per_task}"
-    collect(demos, args.demos_per_task, pixels)
+    if args.expert_gain != 1.0:
+        demos = demos.with_name(
+            f"{demos.name}_gain{args.expert_gain:g}" + (f"-{'-'.join(gain_tasks)}" if gain_tasks else "")
+        )
+    collect(demos, args.demos_per_task, pixels, args.expert_gain, gain_tasks)
+    expert = expert_table(demos)
     experiment = "act_jepa_metaworld15_pixels" if pixels else "act_jepa_metaworld15"
     cells = [(agent, seed) for agent in agents for seed in seeds]
 
     def run(cell: tuple[str, int]) -> dict:
         agent, seed = cell
-        run_dir = out / f"{args.obs}_{args.preset}_{args.steps}_{agent}_s{seed}"
+        run_dir = out / f"{demos.name.removeprefix('demos_mt15_')}_{args.preset}_{args.steps}_{agent}_s{seed}"
         overrides = [
             f"experiment={experiment}",
             f"agent={agent}",
@@ -268,33 +395,57 @@ def main(argv: list[str] | None = None) -> int:
         + " |"
     )
     variants = [v for v in args.inference.split(",") if v]
+    unknown = sorted(set(variants + [args.final_inference] * bool(args.final_inference)) - set(INFERENCE))
+    if unknown:
+        raise SystemExit(f"unknown inference setting(s) {', '.join(unknown)}; choose from {', '.join(INFERENCE)}")
+    inference: dict = {}
     if variants:
-        with ThreadPoolExecutor(args.jobs) as pool:
-            jobs = {
-                (v, a, s): pool.submit(
-                    evaluate_inference, Path(done[(a, s)]["run_dir"]), args.inference_per_task, **INFERENCE[v]
-                )
-                for v in variants
-                for a in agents
-                for s in seeds
-            }
-            inference = {k: f.result() for k, f in jobs.items()}
+        inference = evaluate_all(
+            done, variants, agents, seeds, args.jobs, args.inference_per_task, args.inference_seed_offset
+        )
         lines += [
             "",
-            f"| inference ({args.inference_per_task} episodes per task) | "
+            f"| inference (held-out seeds, {args.inference_per_task} episodes per task) | "
             + " | ".join(LABELS.get(a, a) for a in agents)
             + " |",
             "|---" * (len(agents) + 1) + "|",
         ]
-        lines.append(
-            "| whole chunk open-loop (as trained above) | "
-            + " | ".join(fmt([done[(a, s)]["eval/success_rate"] for s in seeds], digits=1) for a in agents)
-            + " |"
-        )
         for v in variants:
             lines.append(
-                f"| {v} | " + " | ".join(fmt([inference[(v, a, s)] for s in seeds], digits=1) for a in agents) + " |"
+                f"| {v} | "
+                + " | ".join(fmt([inference[(v, a, s)]["all"] for s in seeds], digits=1) for a in agents)
+                + " |"
             )
+    if args.final_inference:
+        final = evaluate_all(done, [args.final_inference], agents, seeds, args.jobs, args.eval_per_task, None)
+        lines += [
+            "",
+            f"Evaluation seeds again, chunks executed as {args.final_inference} ({args.eval_per_task} episodes per task):",
+            "",
+            header,
+            "|---" * (len(agents) + 1) + "|",
+        ]
+        for task in tasks:
+            lines.append(
+                f"| {task} | "
+                + " | ".join(fmt([final[(args.final_inference, a, s)][task] for s in seeds]) for a in agents)
+                + " |"
+            )
+        lines.append(
+            "| **mean** | "
+            + " | ".join(
+                "**" + fmt([final[(args.final_inference, a, s)]["all"] for s in seeds], digits=1) + "**" for a in agents
+            )
+            + " |"
+        )
+        inference.update(final)
+    curves = out / f"val_curves_{demos.name.removeprefix('demos_mt15_')}_{args.preset}_{args.steps}.png"
+    lines += [
+        "",
+        *val_curves({LABELS.get(a, a): [Path(done[(a, s)]["run_dir"]) for s in seeds] for a in agents}, curves),
+    ]
+    lines.append(f"\n(curves: {curves})")
+    lines = expert + [""] + lines
     command = command_line("benchmarks/act_jepa.py", argv)
     print("\n".join(lines))
     print(f"\n{command}")
@@ -302,9 +453,12 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "preset": PRESETS[args.preset],
         "cells": {f"{a}_s{s}": r for (a, s), r in done.items()},
+        "inference": {f"{v}_{a}_s{s}": r for (v, a, s), r in inference.items()},
         "table": lines,
     }
-    (out / f"results_{args.obs}_{args.preset}_{args.steps}.json").write_text(json.dumps(results, indent=1))
+    (out / f"results_{demos.name.removeprefix('demos_mt15_')}_{args.preset}_{args.steps}.json").write_text(
+        json.dumps(results, indent=1)
+    )
     return 0
 
 

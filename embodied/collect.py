@@ -8,8 +8,15 @@ Keeps successful episodes only unless keep_failures=true; records the expert's
 success rate over every attempted episode in the dataset's attributes. With
 action_noise > 0 the executed action is the expert's plus Gaussian noise (drawn from
 an RNG seeded by the run's seed and the attempt's), and the recorded label is the clean
-expert action (label=expert, DART-style) or the executed one (label=executed). The
-dataset appears at `out` only when complete.
+expert action (label=expert, DART-style) or the executed one (label=executed). With
+expert_gain < 1 (Meta-World) the expert's output is scaled before it is clipped to the action
+bounds, on every task or on `expert_gain_tasks` only: a lower-gain expert whose actions
+saturate less. The dataset appears at `out` only when complete.
+
+The attributes record, per task and in all, the expert's success rate over the attempts and
+two properties of the kept episodes' action labels: `action_jerk`, the mean |a_t - a_{t-1}|
+over steps and action dimensions, and `action_saturation`, the fraction of entries at the
+action bounds (a bang-bang expert is high on both, and a policy regressing it averages).
 
 Attempts form one stream per task: the j-th attempt at task t (of n) resets with seed
 `seed + j*n + t`, and a task's kept episodes are the first `episodes` of its stream that
@@ -67,6 +74,10 @@ class CollectConfig:
     """Tasks of the generic multi-task env: env=embodied/MetaWorld-multitask-v0 tasks=[reach,push]."""
     render_quality: Optional[str] = None
     """Profile of the observation images: fast, full or auto (the env's default); recorded in the dataset."""
+    expert_gain: float = 1.0
+    """Scale of the expert's output before clipping (< 1: a lower-gain expert; Meta-World only)."""
+    expert_gain_tasks: Optional[list[str]] = None
+    """Tasks of a multi-task env that expert_gain applies to (None: all)."""
 
     def __post_init__(self) -> None:
         if self.episodes <= 0:
@@ -77,6 +88,14 @@ class CollectConfig:
             raise ConfigError(f"action_noise must be >= 0, got {self.action_noise}")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
+        if self.expert_gain <= 0:
+            raise ConfigError(f"expert_gain must be > 0, got {self.expert_gain}")
+
+    def gain(self, task: str | None) -> float:
+        """The expert gain on `task`."""
+        if self.expert_gain_tasks is None or task in self.expert_gain_tasks:
+            return self.expert_gain
+        return 1.0
 
 
 def _env_kwargs(args: CollectConfig) -> dict[str, Any]:
@@ -91,12 +110,13 @@ def _as_dict(obs: Any) -> dict[str, np.ndarray]:
 def run_attempt(env: Any, args: CollectConfig, seed: int, task: str | None) -> dict[str, Any]:
     """One expert episode from `seed` (on `task`, for a multi-task env), as stacked arrays."""
     expert = env.unwrapped.expert_action
+    gain = args.gain(task)
     noise_rng = np.random.default_rng((args.seed, seed))
     obs, info = env.reset(seed=seed, options={"task": task} if task else None)
     steps: dict[str, list] = {"obs": [], "action": [], "reward": [], "success": []}
     success, done = bool(info.get("success", False)), False
     while not done:
-        clean = expert()
+        clean = expert(gain) if gain != 1.0 else expert()
         executed = clean
         if args.action_noise > 0:
             noisy = clean + noise_rng.normal(0.0, args.action_noise, size=clean.shape)
@@ -109,9 +129,13 @@ def run_attempt(env: Any, args: CollectConfig, seed: int, task: str | None) -> d
         success = success or steps["success"][-1]
         done = terminated or truncated or (args.stop_on_success and success)
     keys = steps["obs"][0].keys()
+    actions = np.asarray(steps["action"], dtype=np.float32)
+    at_bound = np.isclose(actions, env.action_space.low) | np.isclose(actions, env.action_space.high)
     return {
         "obs": {k: np.stack([o[k] for o in steps["obs"]]) for k in keys},
-        "actions": np.asarray(steps["action"], dtype=np.float32),
+        "actions": actions,
+        "jerk": float(np.abs(np.diff(actions, axis=0)).mean()) if len(actions) > 1 else 0.0,
+        "saturation": float(at_bound.mean()),
         "rewards": np.asarray(steps["reward"], dtype=np.float32),
         "successes": np.asarray(steps["success"], dtype=bool),
         "seed": seed,
@@ -230,6 +254,26 @@ def _outcomes(env: Any, args: CollectConfig, schedule: Schedule):
         pool.terminate()  # attempts still under way are not needed
 
 
+def _check_gain(args: CollectConfig, env: Any, tasks: tuple[str, ...]) -> None:
+    """One-line errors for an expert gain the env cannot apply."""
+    import inspect
+
+    if args.expert_gain_tasks is not None:
+        if not tasks:
+            raise ConfigError(
+                f"expert_gain_tasks needs a multi-task env and '{args.env}' has one task; drop it (expert_gain applies to that task)"
+            )
+        unknown = sorted(set(args.expert_gain_tasks) - set(tasks))
+        if unknown:
+            raise ConfigError(
+                f"expert_gain_tasks names tasks '{args.env}' does not have: {', '.join(unknown)}; its tasks: {', '.join(tasks)}"
+            )
+    if args.expert_gain != 1.0 and "gain" not in inspect.signature(env.unwrapped.expert_action).parameters:
+        raise ConfigError(
+            f"expert_gain={args.expert_gain}: the expert of '{args.env}' has no gain; leave expert_gain at 1 (Meta-World envs support it)"
+        )
+
+
 def collect(args: CollectConfig) -> Path:
     """Collect the demonstrations; return the dataset path."""
     from tqdm import tqdm
@@ -243,9 +287,11 @@ def collect(args: CollectConfig) -> Path:
             f"env '{args.env}' has no scripted expert (no expert_action()); choose an env that has one, e.g. embodied/MetaWorld-reach-v0"
         )
     tasks: tuple[str, ...] = tuple(getattr(env.unwrapped, "tasks", None) or ())
+    _check_gain(args, env, tasks)
     total = args.episodes * max(len(tasks), 1)
     schedule = Schedule(tasks, args.episodes, args.keep_failures, args.seed, args.max_attempts or 3 * total)
     episode_tasks: list[str] = []
+    labels: dict[str, list[tuple[float, float]]] = {}  # task -> (jerk, saturation) of kept episodes
     writer = DatasetWriter(
         args.out,
         env_id=args.env,
@@ -266,6 +312,7 @@ def collect(args: CollectConfig) -> Path:
                 )
                 if tasks:
                     episode_tasks.append(tasks[t])
+                labels.setdefault(tasks[t] if tasks else "", []).append((episode["jerk"], episode["saturation"]))
                 progress.update(1)
         attempts, successes = sum(schedule.attempts), sum(schedule.successes)
         if writer.num_episodes < total:
@@ -291,6 +338,10 @@ def collect(args: CollectConfig) -> Path:
             "keep_failures": args.keep_failures,
             "stop_on_success": args.stop_on_success,
             "env_kwargs": _env_kwargs(args),
+            "expert_gain": args.expert_gain,
+            "expert_gain_tasks": args.expert_gain_tasks,
+            "action_jerk": float(np.mean([j for v in labels.values() for j, _ in v])),
+            "action_saturation": float(np.mean([a for v in labels.values() for _, a in v])),
         }
         if getattr(env.unwrapped, "cameras", ()):  # pixel observations: the profile they were drawn with
             extra_attrs["render_quality"] = env.unwrapped.render_quality
@@ -302,6 +353,8 @@ def collect(args: CollectConfig) -> Path:
                         name: schedule.successes[t] / schedule.attempts[t] for t, name in enumerate(tasks)
                     },
                     "task_attempts": dict(zip(tasks, schedule.attempts)),
+                    "task_action_jerk": {name: float(np.mean([j for j, _ in labels[name]])) for name in tasks},
+                    "task_action_saturation": {name: float(np.mean([a for _, a in labels[name]])) for name in tasks},
                     "episode_tasks": episode_tasks,
                 }
             )

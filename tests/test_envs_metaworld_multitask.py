@@ -319,3 +319,50 @@ def test_collect_multitask_failure_is_one_line(tmp_path: Path) -> None:
         and "nothing written" in message
     )
     assert not (tmp_path / "noisy").exists()
+
+
+def test_lower_gain_expert_scales_before_clipping() -> None:
+    env = MetaWorldEnv("door-close")
+    env.reset(seed=0)
+    full, low = env.expert_action(), env.expert_action(0.3)
+    raw = env._expert.get_action(env._state.astype(np.float64))
+    np.testing.assert_allclose(low, np.clip(0.3 * raw, -1, 1), rtol=1e-6)
+    assert (np.abs(low[:3]) == 1).sum() < (np.abs(full[:3]) == 1).sum()  # door-close's expert saturates at gain 1
+    env.close()
+
+
+def test_collect_expert_gain_on_some_tasks(tmp_path: Path) -> None:
+    from embodied.collect import CollectConfig, collect
+
+    common = dict(env=GENERIC, tasks=TWO, episodes=1, max_episode_steps=40, keep_failures=True)
+    collect(CollectConfig(**common, out=str(tmp_path / "gain1")))
+    collect(CollectConfig(**common, out=str(tmp_path / "low"), expert_gain=0.3, expert_gain_tasks=["reach"]))
+    full, low = DemoDataset.open(tmp_path / "gain1"), DemoDataset.open(tmp_path / "low")
+    a_full, a_low = full.array("action"), low.array("action")
+    np.testing.assert_array_equal(a_low[:40], a_full[:40])  # coffee-button: gain 1
+    assert not np.allclose(a_low[40:], a_full[40:])  # reach: the lower-gain expert
+    assert low.attrs["expert_gain"] == 0.3 and low.attrs["expert_gain_tasks"] == ["reach"]
+    sat_full, sat_low = full.attrs["task_action_saturation"], low.attrs["task_action_saturation"]
+    assert sat_low["reach"] < sat_full["reach"] and sat_low["coffee-button"] == sat_full["coffee-button"]
+    jerk = np.abs(np.diff(a_full[40:], axis=0)).mean()
+    assert full.attrs["task_action_jerk"]["reach"] == pytest.approx(jerk, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (dict(env=GENERIC, tasks=TWO, expert_gain=0.5, expert_gain_tasks=["door-close"]), "does not have: door-close"),
+        (
+            dict(env="embodied/MetaWorld-reach-v0", expert_gain=0.5, expert_gain_tasks=["reach"]),
+            "needs a multi-task env",
+        ),
+        (dict(env="embodied/MemoryPickPlace-v0", expert_gain=0.5), "has no gain"),
+        (dict(env=GENERIC, tasks=TWO, expert_gain=0.0), "expert_gain must be > 0"),
+    ],
+)
+def test_collect_refuses_a_gain_it_cannot_apply(tmp_path: Path, overrides: dict, message: str) -> None:
+    from embodied.collect import CollectConfig, collect
+
+    with pytest.raises(ConfigError, match=message):
+        collect(CollectConfig(episodes=1, out=str(tmp_path / "d"), **overrides))
+    assert not (tmp_path / "d").exists()

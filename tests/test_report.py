@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 
 from embodied.evaluation import mean_ci
@@ -59,6 +60,7 @@ def test_groups_by_configuration_and_averages_over_seeds(tmp_path: Path) -> None
         assert (tmp_path / png).stat().st_size > 0 and f"({png})" in text
 
 
+@pytest.mark.slow  # four training runs and a report: ~30 s; make test-all runs it
 def test_report_on_a_real_multirun(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     args = [a for a in TINY if not a.startswith(("eval.", "checkpoint."))]

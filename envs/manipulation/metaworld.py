@@ -138,9 +138,14 @@ class MetaWorldEnv(gym.Env):
         self._env.close()
 
     # --- extras --------------------------------------------------------------------
-    def expert_action(self) -> np.ndarray:
-        """Action of Meta-World's scripted expert for the current state."""
-        action = self._expert.get_action(self._state.astype(np.float64))
+    def expert_action(self, gain: float = 1.0) -> np.ndarray:
+        """Action of Meta-World's scripted expert for the current state.
+
+        `gain` < 1 scales the expert's output before it is clipped to the action bounds: a
+        lower-gain controller whose actions saturate less (Meta-World's experts are
+        proportional controllers with gains up to 25, so some are bang-bang at the bounds).
+        """
+        action = gain * self._expert.get_action(self._state.astype(np.float64))
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     def camera_image(

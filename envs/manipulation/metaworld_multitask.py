@@ -204,9 +204,9 @@ class MetaWorldMultiTaskEnv(gym.Env):
         """Index of `task` (default: the current one) in `tasks` and the one-hot."""
         return self._index[self._check_known(task or self.task)]
 
-    def expert_action(self) -> np.ndarray:
-        """Action of the current task's Meta-World scripted expert."""
-        return self._envs[self.task].expert_action()
+    def expert_action(self, gain: float = 1.0) -> np.ndarray:
+        """Action of the current task's Meta-World scripted expert; see MetaWorldEnv.expert_action."""
+        return self._envs[self.task].expert_action(gain)
 
     def camera_image(
         self, camera: str, size: tuple[int, int], quality: str | None = None, segmentation: bool = False
