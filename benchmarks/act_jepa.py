@@ -122,7 +122,7 @@ def val_curves(run_dirs: dict[str, list[Path]], path: Path) -> list[str]:
         for i, run_dir in enumerate(dirs):
             with (run_dir / "metrics.csv").open() as f:
                 rows = [r for r in csv.DictReader(f) if r.get("losses/val_action_l1")]
-            steps = np.array([float(r["global_step"]) for r in rows])
+            steps = np.array([float(r["step"]) for r in rows])
             l1 = np.array([float(r["losses/val_action_l1"]) for r in rows])
             curves.setdefault(label, []).append((steps, l1))
             ax.plot(steps, l1, color=color, alpha=0.7, label=label if i == 0 else None)
@@ -182,6 +182,52 @@ def evaluate_inference(
     for i in range(len(tasks)):
         rates[tasks[(start + i) % len(tasks)]] = float(np.mean([r.success for r in results[i :: len(tasks)]]))
     return rates
+
+
+def failure_strip(run_dir: Path, task: str, path: Path, frames: int = 8, tries: int = 10, **settings: object) -> bool:
+    """Save a strip of `frames` evenly spaced frames of the first failed evaluation episode on
+    `task` (of the run's evaluation seeds, with these inference settings); False if none failed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from embodied.envs.factory import EnvFactory
+
+    config, _, agent = trained_agent(run_dir)
+    for key, value in settings.items():
+        setattr(agent.config, key, value)
+    env = EnvFactory(config.env, seed=config.seed).make(render_mode="rgb_array")
+    tasks = SUITES["MT15"]
+    start = config.seed + config.eval.seed_offset
+    first = next(i for i in range(len(tasks)) if tasks[(start + i) % len(tasks)] == task)
+    horizon = env.spec.max_episode_steps
+    keep = set(np.linspace(0, horizon - 1, frames).astype(int).tolist())
+    for k in range(tries):
+        seed = start + first + k * len(tasks)
+        obs, _ = env.reset(seed=seed)
+        agent.reset()
+        shots, success, t, done = {}, False, 0, False
+        while not done:
+            if t in keep:
+                shots[t] = env.render()
+            obs, _, terminated, truncated, info = env.step(agent.act(obs))
+            success, t, done = success or info.get("success", False), t + 1, terminated or truncated
+        if not success:
+            fig, axes = plt.subplots(1, len(shots), figsize=(1.6 * len(shots), 1.9))
+            for ax, (step, image) in zip(axes, sorted(shots.items())):
+                ax.imshow(image)
+                ax.set_title(f"t={step}", fontsize=8)
+                ax.axis("off")
+            fig.suptitle(f"{task}: failed episode, seed {seed}", fontsize=9)
+            fig.tight_layout()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path, dpi=100)
+            plt.close(fig)
+            env.close()
+            return True
+    env.close()
+    return False
 
 
 INFERENCE = {
@@ -297,6 +343,11 @@ def main(argv: list[str] | None = None) -> int:
         "--final-inference",
         default="",
         help="re-evaluate every run on its evaluation seeds with this setting (one of the --inference names)",
+    )
+    parser.add_argument(
+        "--failure-strips",
+        action="store_true",
+        help="a frame strip (PNG) of a failed episode of the first seed's run, per agent, for every task under 80%%",
     )
     parser.add_argument("--expert-gain", type=float, default=1.0, help="embodied-collect expert_gain")
     parser.add_argument(
@@ -439,6 +490,29 @@ def main(argv: list[str] | None = None) -> int:
             + " |"
         )
         inference.update(final)
+    if args.failure_strips:
+        setting = INFERENCE[args.final_inference] if args.final_inference else {}
+        lines += [
+            "",
+            "| failure strips (tasks under 80%, first seed) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |",
+        ]
+        lines.append("|---" * (len(agents) + 1) + "|")
+        for task in tasks:
+            cells = []
+            for a in agents:
+                key = (args.final_inference, a)
+                rates = [
+                    (final[(*key, s)][task] if args.final_inference else done[(a, s)][f"eval/success_rate/{task}"])
+                    for s in seeds
+                ]
+                strip = out / "failures" / f"{a}_{task}.png"
+                if np.mean(rates) >= 0.8:
+                    cells.append("")
+                elif failure_strip(Path(done[(a, seeds[0])]["run_dir"]), task, strip, **setting):
+                    cells.append(str(strip))
+                else:
+                    cells.append("no failure in 10 episodes")
+            lines.append(f"| {task} | " + " | ".join(cells) + " |")
     curves = out / f"val_curves_{demos.name.removeprefix('demos_mt15_')}_{args.preset}_{args.steps}.png"
     lines += [
         "",
