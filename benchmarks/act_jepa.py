@@ -79,7 +79,7 @@ def collect(demos: Path, episodes: int, pixels: bool, gain: float = 1.0, gain_ta
     if gain != 1.0:
         args.append(f"expert_gain={gain}")
         if gain_tasks:
-            args.append(f"expert_gain_tasks=[{','.join(gain_tasks)}]")
+            args.append(f"expert_tasks=[{','.join(gain_tasks)}]")
     print("collecting:", " ".join(args[1:]), file=sys.stderr, flush=True)
     subprocess.run(args, check=True)
 

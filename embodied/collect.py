@@ -10,8 +10,11 @@ action_noise > 0 the executed action is the expert's plus Gaussian noise (drawn 
 an RNG seeded by the run's seed and the attempt's), and the recorded label is the clean
 expert action (label=expert, DART-style) or the executed one (label=executed). With
 expert_gain < 1 (Meta-World) the expert's output is scaled before it is clipped to the action
-bounds, on every task or on `expert_gain_tasks` only: a lower-gain expert whose actions
-saturate less. The dataset appears at `out` only when complete.
+bounds: a lower-gain expert whose actions saturate less. With expert_smoothing = s > 0 the
+expert acts through a low-pass filter, a_t = s * a_(t-1) + (1 - s) * expert(state_t), which
+removes the chatter of an expert that switches between modes on a state boundary. The
+three apply to every task, or to `expert_tasks` only. The dataset appears at `out` only
+when complete.
 
 The attributes record, per task and in all, the expert's success rate over the attempts and
 two properties of the kept episodes' action labels: `action_jerk`, the mean |a_t - a_{t-1}|
@@ -76,8 +79,10 @@ class CollectConfig:
     """Profile of the observation images: fast, full or auto (the env's default); recorded in the dataset."""
     expert_gain: float = 1.0
     """Scale of the expert's output before clipping (< 1: a lower-gain expert; Meta-World only)."""
-    expert_gain_tasks: Optional[list[str]] = None
-    """Tasks of a multi-task env that expert_gain applies to (None: all)."""
+    expert_smoothing: float = 0.0
+    """Low-pass filter of the expert's actions, in [0, 1): a_t = s * a_(t-1) + (1 - s) * expert(state_t)."""
+    expert_tasks: Optional[list[str]] = None
+    """Tasks of a multi-task env that expert_gain, expert_smoothing and action_noise apply to (None: all)."""
 
     def __post_init__(self) -> None:
         if self.episodes <= 0:
@@ -90,12 +95,14 @@ class CollectConfig:
             raise ConfigError(f"workers must be >= 1, got {self.workers}")
         if self.expert_gain <= 0:
             raise ConfigError(f"expert_gain must be > 0, got {self.expert_gain}")
+        if not 0 <= self.expert_smoothing < 1:
+            raise ConfigError(f"expert_smoothing must be in [0, 1), got {self.expert_smoothing}")
 
-    def gain(self, task: str | None) -> float:
-        """The expert gain on `task`."""
-        if self.expert_gain_tasks is None or task in self.expert_gain_tasks:
-            return self.expert_gain
-        return 1.0
+    def expert_settings(self, task: str | None) -> tuple[float, float, float]:
+        """(expert gain, expert smoothing, action noise) on `task`."""
+        if self.expert_tasks is None or task in self.expert_tasks:
+            return self.expert_gain, self.expert_smoothing, self.action_noise
+        return 1.0, 0.0, 0.0
 
 
 def _env_kwargs(args: CollectConfig) -> dict[str, Any]:
@@ -110,16 +117,20 @@ def _as_dict(obs: Any) -> dict[str, np.ndarray]:
 def run_attempt(env: Any, args: CollectConfig, seed: int, task: str | None) -> dict[str, Any]:
     """One expert episode from `seed` (on `task`, for a multi-task env), as stacked arrays."""
     expert = env.unwrapped.expert_action
-    gain = args.gain(task)
+    gain, smoothing, noise = args.expert_settings(task)
     noise_rng = np.random.default_rng((args.seed, seed))
     obs, info = env.reset(seed=seed, options={"task": task} if task else None)
     steps: dict[str, list] = {"obs": [], "action": [], "reward": [], "success": []}
     success, done = bool(info.get("success", False)), False
+    previous = None
     while not done:
         clean = expert(gain) if gain != 1.0 else expert()
+        if smoothing > 0 and previous is not None:
+            clean = (smoothing * previous + (1 - smoothing) * clean).astype(clean.dtype)
+        previous = clean
         executed = clean
-        if args.action_noise > 0:
-            noisy = clean + noise_rng.normal(0.0, args.action_noise, size=clean.shape)
+        if noise > 0:
+            noisy = clean + noise_rng.normal(0.0, noise, size=clean.shape)
             executed = np.clip(noisy, env.action_space.low, env.action_space.high).astype(clean.dtype)
         steps["obs"].append(_as_dict(obs))
         steps["action"].append(clean if args.label == "expert" else executed)
@@ -258,15 +269,15 @@ def _check_gain(args: CollectConfig, env: Any, tasks: tuple[str, ...]) -> None:
     """One-line errors for an expert gain the env cannot apply."""
     import inspect
 
-    if args.expert_gain_tasks is not None:
+    if args.expert_tasks is not None:
         if not tasks:
             raise ConfigError(
-                f"expert_gain_tasks needs a multi-task env and '{args.env}' has one task; drop it (expert_gain applies to that task)"
+                f"expert_tasks needs a multi-task env and '{args.env}' has one task; drop it (the expert options apply to that task)"
             )
-        unknown = sorted(set(args.expert_gain_tasks) - set(tasks))
+        unknown = sorted(set(args.expert_tasks) - set(tasks))
         if unknown:
             raise ConfigError(
-                f"expert_gain_tasks names tasks '{args.env}' does not have: {', '.join(unknown)}; its tasks: {', '.join(tasks)}"
+                f"expert_tasks names tasks '{args.env}' does not have: {', '.join(unknown)}; its tasks: {', '.join(tasks)}"
             )
     if args.expert_gain != 1.0 and "gain" not in inspect.signature(env.unwrapped.expert_action).parameters:
         raise ConfigError(
@@ -339,7 +350,8 @@ def collect(args: CollectConfig) -> Path:
             "stop_on_success": args.stop_on_success,
             "env_kwargs": _env_kwargs(args),
             "expert_gain": args.expert_gain,
-            "expert_gain_tasks": args.expert_gain_tasks,
+            "expert_smoothing": args.expert_smoothing,
+            "expert_tasks": args.expert_tasks,
             "action_jerk": float(np.mean([j for v in labels.values() for j, _ in v])),
             "action_saturation": float(np.mean([a for v in labels.values() for _, a in v])),
         }

@@ -336,12 +336,12 @@ def test_collect_expert_gain_on_some_tasks(tmp_path: Path) -> None:
 
     common = dict(env=GENERIC, tasks=TWO, episodes=1, max_episode_steps=40, keep_failures=True)
     collect(CollectConfig(**common, out=str(tmp_path / "gain1")))
-    collect(CollectConfig(**common, out=str(tmp_path / "low"), expert_gain=0.3, expert_gain_tasks=["reach"]))
+    collect(CollectConfig(**common, out=str(tmp_path / "low"), expert_gain=0.3, expert_tasks=["reach"]))
     full, low = DemoDataset.open(tmp_path / "gain1"), DemoDataset.open(tmp_path / "low")
     a_full, a_low = full.array("action"), low.array("action")
     np.testing.assert_array_equal(a_low[:40], a_full[:40])  # coffee-button: gain 1
     assert not np.allclose(a_low[40:], a_full[40:])  # reach: the lower-gain expert
-    assert low.attrs["expert_gain"] == 0.3 and low.attrs["expert_gain_tasks"] == ["reach"]
+    assert low.attrs["expert_gain"] == 0.3 and low.attrs["expert_tasks"] == ["reach"]
     sat_full, sat_low = full.attrs["task_action_saturation"], low.attrs["task_action_saturation"]
     assert sat_low["reach"] < sat_full["reach"] and sat_low["coffee-button"] == sat_full["coffee-button"]
     jerk = np.abs(np.diff(a_full[40:], axis=0)).mean()
@@ -351,9 +351,9 @@ def test_collect_expert_gain_on_some_tasks(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (dict(env=GENERIC, tasks=TWO, expert_gain=0.5, expert_gain_tasks=["door-close"]), "does not have: door-close"),
+        (dict(env=GENERIC, tasks=TWO, expert_gain=0.5, expert_tasks=["door-close"]), "does not have: door-close"),
         (
-            dict(env="embodied/MetaWorld-reach-v0", expert_gain=0.5, expert_gain_tasks=["reach"]),
+            dict(env="embodied/MetaWorld-reach-v0", expert_gain=0.5, expert_tasks=["reach"]),
             "needs a multi-task env",
         ),
         (dict(env="embodied/MemoryPickPlace-v0", expert_gain=0.5), "has no gain"),
