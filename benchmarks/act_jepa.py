@@ -89,7 +89,7 @@ def expert_table(demos: Path) -> list[str]:
     from embodied.data import DemoDataset
 
     attrs = DemoDataset.open(demos).attrs
-    gain, gain_tasks = attrs.get("expert_gain", 1.0), attrs.get("expert_gain_tasks")
+    gain, gain_tasks = attrs.get("expert_gain", 1.0), attrs.get("expert_tasks", attrs.get("expert_gain_tasks"))
     lines = [
         f"Scripted expert per task ({demos.name}; expert gain {gain}"
         + (f" on {', '.join(gain_tasks)}" if gain_tasks and gain != 1.0 else "")
