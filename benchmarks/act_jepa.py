@@ -33,6 +33,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from common import command_line, fmt, train_once, trained_agent, updates_per_s
@@ -240,6 +241,21 @@ INFERENCE = {
 }
 
 
+def task_rates(metrics: dict) -> dict[str, float]:
+    """Per-task success rates from a run's summary metrics."""
+    return {task: metrics[f"eval/success_rate/{task}"] for task in SUITES["MT15"]}
+
+
+def success_rows(rates: Callable[[str, int], dict[str, float]], agents: list[str], seeds: list[int]) -> list[str]:
+    """Table rows per task and the mean, from `rates(agent, seed)` (task -> rate, "all" -> mean)."""
+    rows = [
+        f"| {task} | " + " | ".join(fmt([rates(a, s)[task] for s in seeds]) for a in agents) + " |"
+        for task in SUITES["MT15"]
+    ]
+    mean = " | ".join("**" + fmt([rates(a, s)["all"] for s in seeds], digits=1) + "**" for a in agents)
+    return [*rows, f"| **mean** | {mean} |"]
+
+
 def evaluate_all(
     done: dict, variants: list[str], agents: list[str], seeds: list[int], jobs: int, per_task: int, offset: int | None
 ) -> dict:
@@ -405,16 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         header,
         "|---" * (len(agents) + 1) + "|",
     ]
-    for task in tasks:
-        lines.append(
-            f"| {task} | "
-            + " | ".join(fmt([done[(a, s)][f"eval/success_rate/{task}"] for s in seeds]) for a in agents)
-            + " |"
-        )
-    lines.append(
-        "| **mean** | "
-        + " | ".join("**" + fmt([done[(a, s)]["eval/success_rate"] for s in seeds], digits=1) + "**" for a in agents)
-        + " |"
+    lines += success_rows(
+        lambda a, s: {"all": done[(a, s)]["eval/success_rate"], **task_rates(done[(a, s)])}, agents, seeds
     )
     lines += [
         "",
@@ -476,19 +484,8 @@ def main(argv: list[str] | None = None) -> int:
             header,
             "|---" * (len(agents) + 1) + "|",
         ]
-        for task in tasks:
-            lines.append(
-                f"| {task} | "
-                + " | ".join(fmt([final[(args.final_inference, a, s)][task] for s in seeds]) for a in agents)
-                + " |"
-            )
-        lines.append(
-            "| **mean** | "
-            + " | ".join(
-                "**" + fmt([final[(args.final_inference, a, s)]["all"] for s in seeds], digits=1) + "**" for a in agents
-            )
-            + " |"
-        )
+        rates_of = lambda a, s: final[(args.final_inference, a, s)]  # noqa: E731
+        lines += success_rows(rates_of, agents, seeds)
         inference.update(final)
     if args.failure_strips:
         setting = INFERENCE[args.final_inference] if args.final_inference else {}
@@ -500,11 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         for task in tasks:
             cells = []
             for a in agents:
-                key = (args.final_inference, a)
-                rates = [
-                    (final[(*key, s)][task] if args.final_inference else done[(a, s)][f"eval/success_rate/{task}"])
-                    for s in seeds
-                ]
+                rates = [rates_of(a, s)[task] for s in seeds]
                 strip = out / "failures" / f"{a}_{task}.png"
                 if np.mean(rates) >= 0.8:
                     cells.append("")
