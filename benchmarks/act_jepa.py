@@ -3,7 +3,7 @@
     python benchmarks/act_jepa.py                          # state row, 3 seeds, the CPU preset
     python benchmarks/act_jepa.py --obs pixels --seeds 0   # pixel row
     python benchmarks/act_jepa.py --preset paper           # the published sizes (d=512, batch 128): a GPU job
-    python benchmarks/act_jepa.py --expert-gain 0.3 --expert-gain-tasks door-close   # lower-gain door-close expert
+    python benchmarks/act_jepa.py --expert-smoothing 0.8 --action-noise 0.2 --expert-tasks door-close   # smoothed, noise-injected door-close expert
 
 1. Demos: `embodied-collect env=embodied/MetaWorld-MT15-v0 episodes=40` (40 successful
    scripted-expert episodes per task, 200-step cap), made once and reused; a table of the
@@ -64,7 +64,8 @@ PRESETS = {
 LABELS = {"act_jepa": "ACT-JEPA", "act": "ACT (baseline)"}
 
 
-def collect(demos: Path, episodes: int, pixels: bool, gain: float = 1.0, gain_tasks: list[str] | None = None) -> None:
+def collect(demos: Path, episodes: int, pixels: bool, expert: list[str]) -> None:
+    """The demos, once: `expert` is embodied-collect's expert options (gain, smoothing, noise, tasks)."""
     if (demos / "zarr.json").exists():
         return
     args = [
@@ -74,15 +75,32 @@ def collect(demos: Path, episodes: int, pixels: bool, gain: float = 1.0, gain_ta
         "env=embodied/MetaWorld-MT15-v0",
         f"episodes={episodes}",
         f"out={demos}",
+        *expert,
     ]
     if pixels:
-        args += ["obs_mode=state+pixels", "image_size=[64,64]"]
-    if gain != 1.0:
-        args.append(f"expert_gain={gain}")
-        if gain_tasks:
-            args.append(f"expert_tasks=[{','.join(gain_tasks)}]")
+        args += ["obs_mode=state+pixels", "image_size=[64,64]", f"workers={min(2, os.cpu_count() or 1)}"]
     print("collecting:", " ".join(args[1:]), file=sys.stderr, flush=True)
     subprocess.run(args, check=True)
+
+
+def expert_options(args: argparse.Namespace) -> tuple[list[str], str]:
+    """embodied-collect overrides for the expert flags, and the suffix that names their demos."""
+    tasks = [t for t in args.expert_tasks.split(",") if t]
+    chosen = [
+        (name, short, value)
+        for name, short, value, default in (
+            ("expert_gain", "gain", args.expert_gain, 1.0),
+            ("expert_smoothing", "smooth", args.expert_smoothing, 0.0),
+            ("action_noise", "noise", args.action_noise, 0.0),
+        )
+        if value != default
+    ]
+    overrides = [f"{name}={value}" for name, _, value in chosen]
+    suffix = "".join(f"_{short}{value:g}" for _, short, value in chosen)
+    if chosen and tasks:
+        overrides.append(f"expert_tasks=[{','.join(tasks)}]")
+        suffix += "-" + "-".join(tasks)
+    return overrides, suffix
 
 
 def expert_table(demos: Path) -> list[str]:
@@ -90,10 +108,19 @@ def expert_table(demos: Path) -> list[str]:
     from embodied.data import DemoDataset
 
     attrs = DemoDataset.open(demos).attrs
-    gain, gain_tasks = attrs.get("expert_gain", 1.0), attrs.get("expert_tasks", attrs.get("expert_gain_tasks"))
+    settings = [
+        f"{label} {attrs.get(key, default)}"
+        for key, label, default in (
+            ("expert_gain", "gain", 1.0),
+            ("expert_smoothing", "smoothing", 0.0),
+            ("action_noise", "action noise (DART, expert labels)", 0.0),
+        )
+        if attrs.get(key, default) != default
+    ]
+    tasks = attrs.get("expert_tasks")
     lines = [
-        f"Scripted expert per task ({demos.name}; expert gain {gain}"
-        + (f" on {', '.join(gain_tasks)}" if gain_tasks and gain != 1.0 else "")
+        f"Scripted expert per task ({demos.name}; "
+        + (", ".join(settings) + (f" on {', '.join(tasks)}" if tasks else "") if settings else "the default expert")
         + "): success over all attempts; of the kept episodes' labels, jerk = mean |a_t - a_(t-1)| and saturation = fraction of entries at ±1",
         "",
         "| task | expert success | attempts | action jerk | saturation |",
@@ -366,8 +393,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a frame strip (PNG) of a failed episode of the first seed's run, per agent, for every task under 80%%",
     )
     parser.add_argument("--expert-gain", type=float, default=1.0, help="embodied-collect expert_gain")
+    parser.add_argument("--expert-smoothing", type=float, default=0.0, help="embodied-collect expert_smoothing")
     parser.add_argument(
-        "--expert-gain-tasks", default="", help="comma-separated tasks the expert gain applies to (default: all)"
+        "--action-noise", type=float, default=0.0, help="embodied-collect action_noise (executed noise, expert labels)"
+    )
+    parser.add_argument(
+        "--expert-tasks", default="", help="comma-separated tasks the three expert options apply to (default: all)"
     )
     args = parser.parse_args(argv)
     agents, seeds = args.agents.split(","), [int(s) for s in args.seeds.split(",")]
@@ -376,13 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed_only:
         print("\n".join(speed_only(args, agents, pixels)) + f"\n\n{command_line('benchmarks/act_jepa.py', argv)}")
         return 0
-    gain_tasks = [t for t in args.expert_gain_tasks.split(",") if t] or None
-    demos = out / f"demos_mt15_{args.obs}_{args.demos_per_task}"
-    if args.expert_gain != 1.0:
-        demos = demos.with_name(
-            f"{demos.name}_gain{args.expert_gain:g}" + (f"-{'-'.join(gain_tasks)}" if gain_tasks else "")
-        )
-    collect(demos, args.demos_per_task, pixels, args.expert_gain, gain_tasks)
+    expert_overrides, suffix = expert_options(args)
+    demos = out / f"demos_mt15_{args.obs}_{args.demos_per_task}{suffix}"
+    collect(demos, args.demos_per_task, pixels, expert_overrides)
     expert = expert_table(demos)
     experiment = "act_jepa_metaworld15_pixels" if pixels else "act_jepa_metaworld15"
     cells = [(agent, seed) for agent in agents for seed in seeds]
