@@ -258,12 +258,12 @@ def failure_strip(run_dir: Path, task: str, path: Path, frames: int = 8, tries: 
     return False
 
 
-INFERENCE = {
-    "open_loop": {"n_action_steps": None},
-    "requery_15": {"n_action_steps": 15},
-    "requery_5": {"n_action_steps": 5},
-    "requery_10": {"n_action_steps": 10},
-    "requery_1": {"n_action_steps": 1},
+INFERENCE = {  # each names both settings: a run's config may default to either
+    "open_loop": {"n_action_steps": None, "temporal_ensemble": False},
+    "requery_15": {"n_action_steps": 15, "temporal_ensemble": False},
+    "requery_5": {"n_action_steps": 5, "temporal_ensemble": False},
+    "requery_10": {"n_action_steps": 10, "temporal_ensemble": False},
+    "requery_1": {"n_action_steps": 1, "temporal_ensemble": False},
     "temporal_ensemble": {"temporal_ensemble": True},
 }
 
@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
 
     header = "| | " + " | ".join(LABELS.get(a, a) for a in agents) + " |"
     lines = [
-        f"Meta-World MT15, {args.obs} observations, {args.demos_per_task} demos/task, {args.steps} steps, preset {args.preset}, {len(seeds)} seed(s), {args.eval_per_task} eval episodes per task; success % (mean ± 95% CI over seeds)",
+        f"Meta-World MT15, {args.obs} observations, {args.demos_per_task} demos/task, {args.steps} steps, preset {args.preset}, {len(seeds)} seed(s), {args.eval_per_task} eval episodes per task, inference as the experiment config sets it; success % (mean ± 95% CI over seeds)",
         "",
         header,
         "|---" * (len(agents) + 1) + "|",
