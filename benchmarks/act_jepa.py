@@ -83,19 +83,21 @@ def collect(demos: Path, episodes: int, pixels: bool, expert: list[str]) -> None
     subprocess.run(args, check=True)
 
 
+# embodied-collect's expert options: (key, short name in the demos' name, label in the expert table, default)
+EXPERT_OPTIONS = (
+    ("expert_gain", "gain", "gain", 1.0),
+    ("expert_smoothing", "smooth", "smoothing", 0.0),
+    ("action_noise", "noise", "action noise (DART, expert labels)", 0.0),
+)
+
+
 def expert_options(args: argparse.Namespace) -> tuple[list[str], str]:
     """embodied-collect overrides for the expert flags, and the suffix that names their demos."""
     tasks = [t for t in args.expert_tasks.split(",") if t]
     chosen = [
-        (name, short, value)
-        for name, short, value, default in (
-            ("expert_gain", "gain", args.expert_gain, 1.0),
-            ("expert_smoothing", "smooth", args.expert_smoothing, 0.0),
-            ("action_noise", "noise", args.action_noise, 0.0),
-        )
-        if value != default
+        (key, short, getattr(args, key)) for key, short, _, default in EXPERT_OPTIONS if getattr(args, key) != default
     ]
-    overrides = [f"{name}={value}" for name, _, value in chosen]
+    overrides = [f"{key}={value}" for key, _, value in chosen]
     suffix = "".join(f"_{short}{value:g}" for _, short, value in chosen)
     if chosen and tasks:
         overrides.append(f"expert_tasks=[{','.join(tasks)}]")
@@ -110,11 +112,7 @@ def expert_table(demos: Path) -> list[str]:
     attrs = DemoDataset.open(demos).attrs
     settings = [
         f"{label} {attrs.get(key, default)}"
-        for key, label, default in (
-            ("expert_gain", "gain", 1.0),
-            ("expert_smoothing", "smoothing", 0.0),
-            ("action_noise", "action noise (DART, expert labels)", 0.0),
-        )
+        for key, _, label, default in EXPERT_OPTIONS
         if attrs.get(key, default) != default
     ]
     tasks = attrs.get("expert_tasks")

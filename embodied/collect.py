@@ -265,8 +265,8 @@ def _outcomes(env: Any, args: CollectConfig, schedule: Schedule):
         pool.terminate()  # attempts still under way are not needed
 
 
-def _check_gain(args: CollectConfig, env: Any, tasks: tuple[str, ...]) -> None:
-    """One-line errors for an expert gain the env cannot apply."""
+def _check_expert(args: CollectConfig, env: Any, tasks: tuple[str, ...]) -> None:
+    """One-line errors for expert options the env cannot apply (unknown tasks, a gain it lacks)."""
     import inspect
 
     if args.expert_tasks is not None:
@@ -298,7 +298,7 @@ def collect(args: CollectConfig) -> Path:
             f"env '{args.env}' has no scripted expert (no expert_action()); choose an env that has one, e.g. embodied/MetaWorld-reach-v0"
         )
     tasks: tuple[str, ...] = tuple(getattr(env.unwrapped, "tasks", None) or ())
-    _check_gain(args, env, tasks)
+    _check_expert(args, env, tasks)
     total = args.episodes * max(len(tasks), 1)
     schedule = Schedule(tasks, args.episodes, args.keep_failures, args.seed, args.max_attempts or 3 * total)
     episode_tasks: list[str] = []
