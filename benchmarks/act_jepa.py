@@ -446,9 +446,11 @@ def main(argv: list[str] | None = None) -> int:
         header,
         "|---" * (len(agents) + 1) + "|",
     ]
-    lines += success_rows(
-        lambda a, s: {"all": done[(a, s)]["eval/success_rate"], **task_rates(done[(a, s)])}, agents, seeds
-    )
+
+    def rates_of(a: str, s: int) -> dict[str, float]:  # the trained runs' evaluation; --final-inference replaces it
+        return {"all": done[(a, s)]["eval/success_rate"], **task_rates(done[(a, s)])}
+
+    lines += success_rows(rates_of, agents, seeds)
     lines += [
         "",
         "| world-model probe (held-out demos) | " + " | ".join(LABELS.get(a, a) for a in agents) + " |",
@@ -509,7 +511,10 @@ def main(argv: list[str] | None = None) -> int:
             header,
             "|---" * (len(agents) + 1) + "|",
         ]
-        rates_of = lambda a, s: final[(args.final_inference, a, s)]  # noqa: E731
+
+        def rates_of(a: str, s: int) -> dict[str, float]:
+            return final[(args.final_inference, a, s)]
+
         lines += success_rows(rates_of, agents, seeds)
         inference.update(final)
     if args.failure_strips:
