@@ -101,6 +101,36 @@ def test_reads_that_never_change_are_named_with_their_fix(line, words):
     assert finding["line"] == 2 and words in finding["message"]
 
 
+@pytest.mark.parametrize(
+    "body, unwritten",
+    [
+        ('    if "lava" in memory and memory["lava"] < 2:\n        x = 1\n', ["lava"]),
+        ('    x = memory.get("wood", 0)\n    memory["food"] = 1\n', ["wood"]),
+        ('    x = memory.get("wood", 0)\n    memory["wood"] = view["inventory"]["wood"]\n', []),
+        ('    memory["n"] += 1\n    x = memory["n"]\n', []),
+        ('    x = memory.setdefault("n", 0)\n    y = memory.get("n")\n', []),
+        ('    x = memory.get("n")\n    memory.update({"n": 1}, m=2)\n    y = memory["m"]\n', []),
+        ('    x = memory.get("n")\n    key = "n"\n    memory[key] = 1\n', []),  # a computed key: says nothing
+        ('    x = memory.get("n")\n    helper(memory)\n', []),  # passed on: may be written there
+    ],
+)
+def test_memory_read_but_never_stored(body, unwritten):
+    code = HEADER + body + "    return 0.0, {'sparse': 0.0, 'dense': 0.0}\n"
+    findings = critic._unwritten_memory_reads(code)
+    assert [f["message"].split("'")[1] for f in findings] == unwritten
+    assert all(f["line"] == 2 for f in findings)
+
+
+def test_the_committed_diamondlava_design_reads_memory_it_never_stores(episodes):
+    """The design the benchmark trained passed the Critic of its day; this check now names its dead branches."""
+    from pathlib import Path
+
+    code = (Path(__file__).parents[1] / "benchmarks/designed/DiamondLava/reward.py").read_text()
+    found = [f for f in run(code, episodes) if f["check"] == "unwritten_memory"]
+    assert {f["message"].split("'")[1] for f in found} == {"near_blocks", "target"}
+    assert "memory starts empty" in critic.feedback(found, None, code)
+
+
 def test_feedback_quotes_the_offending_source_line():
     code = HEADER + "    a = 1\n    return 1 / 0, {}\n    b = memory['facing']\n"
     text = critic.feedback([{"kind": "exception", "message": "ZeroDivisionError", "line": 3, "view": None}], None, code)

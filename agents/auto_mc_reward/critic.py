@@ -277,14 +277,82 @@ def _impossible_reads(code: str) -> list[dict[str, Any]]:
     return findings[:4]
 
 
+_MEMORY_READS = {"get", "pop", "keys", "items", "values"}
+
+
+def _unwritten_memory_reads(code: str) -> list[dict[str, Any]]:
+    """Memory keys the reward reads but never stores: memory starts empty in every episode, so such a
+    read always gives its default (or raises). Says nothing when memory is written in a way it cannot follow
+    (a computed key, update() with a non-literal, memory passed to a function or rebound)."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    reads: dict[str, int] = {}
+    written: set[str] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Name) and node.id == "memory"):
+            continue
+        parent = parents.get(id(node))
+        if isinstance(node.ctx, ast.Store):
+            return []  # memory rebound
+        if isinstance(parent, ast.Subscript) and parent.value is node:
+            if not (isinstance(parent.slice, ast.Constant) and isinstance(parent.slice.value, str)):
+                return []  # a computed key: cannot follow
+            if isinstance(parent.ctx, (ast.Store, ast.Del)) or isinstance(parents.get(id(parent)), ast.AugAssign):
+                written.add(parent.slice.value)
+            else:
+                reads.setdefault(parent.slice.value, parent.lineno)
+        elif isinstance(parent, ast.Attribute) and parent.value is node:
+            call = parents.get(id(parent))
+            args = call.args if isinstance(call, ast.Call) and call.func is parent else None
+            if parent.attr == "setdefault" and args and isinstance(args[0], ast.Constant):
+                written.add(args[0].value)
+            elif parent.attr == "update" and args is not None:
+                literal = all(isinstance(a, ast.Dict) for a in args)
+                keys = [k for a in args if isinstance(a, ast.Dict) for k in a.keys]
+                if not literal or not all(isinstance(k, ast.Constant) for k in keys):
+                    return []
+                written.update(k.value for k in keys)
+                written.update(kw.arg for kw in call.keywords if kw.arg)
+                if any(kw.arg is None for kw in call.keywords):
+                    return []
+            elif parent.attr in _MEMORY_READS:
+                if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
+                    reads.setdefault(args[0].value, parent.lineno)
+            else:
+                return []  # clear(), copy() or an attribute it cannot follow
+        elif isinstance(parent, ast.Compare) and node in parent.comparators:
+            if isinstance(parent.left, ast.Constant) and isinstance(parent.left.value, str):
+                reads.setdefault(parent.left.value, parent.lineno)
+        else:
+            return []  # passed to a function, returned, aliased: it may be written elsewhere
+    return [
+        {
+            "kind": "semantic",
+            "check": "unwritten_memory",
+            "message": f"memory[{key!r}] is read but never stored: memory starts empty in every episode and holds only "
+            f"what the reward stores, so this read never changes; store it first, e.g. memory[{key!r}] = <this step's value> "
+            "before returning",
+            "line": line,
+            "view": None,
+        }
+        for key, line in sorted(reads.items(), key=lambda kv: kv[1])
+        if key not in written
+    ][:4]
+
+
 def semantic_errors(code: str, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Broken logic the execution record shows, with the offending lines quoted; no LLM needed.
 
     Constant training reward, a dense part that never changes, sparse non-zero on most steps, sparse not positive at the
     success steps or not negative at the death steps, dense positive when lava comes within reach, and
-    reads whose answer never changes (_impossible_reads).
+    reads whose answer never changes (_impossible_reads, _unwritten_memory_reads).
     """
-    findings = _impossible_reads(code)
+    findings = _impossible_reads(code) + _unwritten_memory_reads(code)
     training = record.get("training_reward") or {}
     dense = (record.get("components") or {}).get("dense", {})
     at = record.get("at_steps") or {}
