@@ -160,6 +160,15 @@ def test_server_command_has_cpu_settings():
     assert argv[1:3] == ["-m", "llama_cpp.server"]
     assert flags["--n_ctx"] == "8192" and flags["--seed"] == "42" and flags["--model_alias"] == "m"
     assert flags["--n_threads"] == str(server_module.default_threads())
+    assert flags["--cache"] == "true" and flags["--cache_size"] == str(4096 << 20), "the prompt cache is on by default"
+    local.prompt_cache_mb = 0
+    Path(local.gguf).write_bytes(b"GGUF")
+    try:
+        assert "--cache" not in server_module.server_argv(local, "m", "127.0.0.1", 8765, 42)
+    finally:
+        Path(local.gguf).unlink()
+    with pytest.raises(ConfigError, match="prompt_cache_mb must be >= 0"):
+        LocalServerConfig(prompt_cache_mb=-1)
 
 
 def run_llm(*args: str) -> subprocess.CompletedProcess:

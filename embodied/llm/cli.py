@@ -1,6 +1,6 @@
 """`embodied-llm`: the local language model, from the command line.
 
-    embodied-llm serve [model=NAME|FILE.gguf] [port=8765] [n_ctx=8192] [threads=N]
+    embodied-llm serve [model=NAME|FILE.gguf] [port=8765] [n_ctx=8192] [threads=N] [prompt_cache_mb=4096]
     embodied-llm check [base_url=http://127.0.0.1:8765/v1] [model=NAME] [api_key_env=]
     embodied-llm models
     embodied-llm prepare [model=NAME]
@@ -23,7 +23,7 @@ from embodied.llm.models import DEFAULT_MODEL, MODELS, cache_dir, installed, mod
 
 DEFAULT_PORT = 8765
 OPTIONS: dict[str, dict[str, Callable[[str], object]]] = {
-    "serve": {"model": str, "port": int, "host": str, "n_ctx": int, "threads": int},
+    "serve": {"model": str, "port": int, "host": str, "n_ctx": int, "threads": int, "prompt_cache_mb": int},
     "check": {"base_url": str, "model": str, "api_key_env": str, "max_tokens": int},
     "models": {},
     "prepare": {"model": str},
@@ -60,7 +60,13 @@ def serve(args: list[str]) -> int:
     name = str(opts.get("model", DEFAULT_MODEL))
     alias = name if name in MODELS else name.rsplit("/", 1)[-1].removesuffix(".gguf")
     host, port = str(opts.get("host", "127.0.0.1")), int(opts.get("port", DEFAULT_PORT))
-    local = LocalServerConfig(enabled=True, gguf=name, n_ctx=int(opts.get("n_ctx", 8192)), threads=opts.get("threads"))  # type: ignore[arg-type]
+    local = LocalServerConfig(
+        enabled=True,
+        gguf=name,
+        n_ctx=int(opts.get("n_ctx", 8192)),  # type: ignore[arg-type]
+        threads=opts.get("threads"),  # type: ignore[arg-type]
+        prompt_cache_mb=int(opts.get("prompt_cache_mb", 4096)),  # type: ignore[arg-type]
+    )
     url = base_url_for(port, host)
     if served_models(url) is not None:
         raise ConfigError(f"something already answers on {url}: stop it or pick another port=")

@@ -24,10 +24,14 @@ class LocalServerConfig:
     """CPU threads; None: 1 on machines of 2 cores or fewer (training shares them), else half the cores."""
     startup_timeout_s: float = 300.0
     """Seconds to wait for the server to load the model and answer /models."""
+    prompt_cache_mb: int = 4096
+    """RAM for the server's cache of evaluated prompts (llama.cpp's --cache); 0: off, keep only the last prompt."""
 
     def __post_init__(self) -> None:
         if self.n_ctx < 512:
             raise ConfigError(f"llm.local.n_ctx must be >= 512, got {self.n_ctx}")
+        if self.prompt_cache_mb < 0:
+            raise ConfigError(f"llm.local.prompt_cache_mb must be >= 0 (0: off), got {self.prompt_cache_mb}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"llm.local.threads must be >= 1 or null, got {self.threads}")
 

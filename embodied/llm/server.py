@@ -47,7 +47,7 @@ def default_threads() -> int:
 def server_argv(local: LocalServerConfig, alias: str, host: str, port: int, seed: int) -> list[str]:
     """The `python -m llama_cpp.server` command line for `local`, serving the model under `alias`."""
     threads = local.threads or default_threads()
-    return [
+    argv = [
         sys.executable,
         "-m",
         "llama_cpp.server",
@@ -68,6 +68,9 @@ def server_argv(local: LocalServerConfig, alias: str, host: str, port: int, seed
         "--seed",
         str(seed),
     ]
+    if local.prompt_cache_mb:  # jobs sharing a server, and one job's Designer/Critic turns, interleave prompts
+        argv += ["--cache", "true", "--cache_type", "ram", "--cache_size", str(local.prompt_cache_mb << 20)]
+    return argv
 
 
 def served_models(base_url: str, timeout_s: float = 2.0) -> Optional[list[str]]:
