@@ -24,6 +24,7 @@ from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from embodied.agent import Agent, TrainHooks
+from embodied.agents.sb3.augment import ShiftedReplayBuffer, image_keys
 from embodied.agents.sb3.config import PPOConfig, SACConfig, SB3Config
 from embodied.errors import CheckpointError, ConfigError
 from embodied.tensor_state import load_state, save_state
@@ -78,6 +79,10 @@ class SB3Agent(Agent):
         ):
             raise ConfigError(
                 "agent.normalize_obs=true standardises flat vector observations only; use a flat obs_mode or normalize_obs=false"
+            )
+        if getattr(config, "image_shift", 0) and not image_keys(observation_space):
+            raise ConfigError(
+                "agent.image_shift augments image observations and this env gives none; set env.obs_mode=pixels (or state+pixels) or agent.image_shift=0"
             )
         if self.algo == "sac" and not isinstance(action_space, gym.spaces.Box):
             raise ConfigError("SAC needs a continuous (Box) action space; use agent=ppo for discrete actions")
@@ -136,6 +141,8 @@ class SB3Agent(Agent):
                 gradient_steps=cfg.gradient_steps,
                 ent_coef=ent_coef,
             )
+            if cfg.image_shift:
+                algo.update(replay_buffer_class=ShiftedReplayBuffer, replay_buffer_kwargs={"pad": cfg.image_shift})
         else:
             assert isinstance(cfg, PPOConfig)
             algo = dict(

@@ -46,6 +46,14 @@ class SACConfig(SB3Config):
     gradient_steps: int = 1
     ent_coef: str = "auto"
     """"auto" (learned, target -|A|) or a fixed float as a string."""
+    image_shift: int = 0
+    """DrQ's augmentation for pixel observations: replay images padded by this many pixels and cropped
+    back at a random offset (Yarats et al., 2021 use 4 at 84x84); 0: off. Acting sees unshifted images."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.image_shift < 0:
+            raise ConfigError(f"agent.image_shift must be >= 0 (0: off), got {self.image_shift}")
 
 
 @dataclass
