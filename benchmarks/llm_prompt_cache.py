@@ -1,6 +1,6 @@
 """What the local server's prompt cache saves when design requests interleave.
 
-    python benchmarks/llm_prompt_cache.py [--threads 1] [--cache-mb 4096]
+    python benchmarks/llm_prompt_cache.py [--threads 1] [--cache-mb 512]
 
 Replays six real Designer/Critic prompts from the committed CollectWood and DiamondLava design
 records (benchmarks/designed/) in the order a design run, or two sharing a server, sends them:
@@ -8,7 +8,7 @@ a Designer prompt, a Critic prompt, the same Designer prompt for the next candid
 (the first prompt plus an answer and feedback), another job's Designer prompt, the revision again.
 Each is asked for one token, so the time is prompt evaluation. It runs once with
 llm.local.prompt_cache_mb=0 (llama.cpp keeps only the last prompt) and once with the cache, then
-prints seconds per request and the command line.
+prints seconds per request, the server's peak memory and the command line.
 """
 
 from __future__ import annotations
@@ -47,8 +47,16 @@ def stored_messages(task: str) -> dict[str, list]:
     return out
 
 
-def timings(cache_mb: int, threads: int, port: int) -> list[tuple[int, float]]:
-    """(prompt tokens, seconds) per request of SEQUENCE against a fresh server."""
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident memory (Linux /proc), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def timings(cache_mb: int, threads: int, port: int) -> tuple[list[tuple[int, float]], float]:
+    """(prompt tokens, seconds) per request of SEQUENCE against a fresh server, and the server's peak RSS in MB."""
     stores = {task: stored_messages(task) for task in {t for _, t, _ in SEQUENCE}}
     local = LocalServerConfig(enabled=True, threads=threads, prompt_cache_mb=cache_mb)
     proc = subprocess.Popen(
@@ -68,7 +76,7 @@ def timings(cache_mb: int, threads: int, port: int) -> list[tuple[int, float]]:
             with urllib.request.urlopen(request, timeout=3600) as reply:
                 usage = json.loads(reply.read())["usage"]
             out.append((usage["prompt_tokens"], time.perf_counter() - start))
-        return out
+        return out, peak_rss_mb(proc.pid)
     finally:
         proc.terminate()
         proc.wait()
@@ -77,11 +85,11 @@ def timings(cache_mb: int, threads: int, port: int) -> list[tuple[int, float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cache-mb", type=int, default=4096)
+    parser.add_argument("--cache-mb", type=int, default=512)
     parser.add_argument("--port", type=int, default=8791)
     args = parser.parse_args(argv)
-    off = timings(0, args.threads, args.port)
-    on = timings(args.cache_mb, args.threads, args.port)
+    off, off_rss = timings(0, args.threads, args.port)
+    on, on_rss = timings(args.cache_mb, args.threads, args.port)
     lines = [
         f"Prompt evaluation, s per request ({args.threads} llama.cpp thread(s); one token generated)",
         "",
@@ -91,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     for (name, _, _), (tokens, a), (_, b) in zip(SEQUENCE, off, on):
         lines.append(f"| {name} | {tokens} | {a:.1f} | {b:.1f} |")
     lines.append(f"| **total** | | **{sum(t for _, t in off):.0f}** | **{sum(t for _, t in on):.0f}** |")
+    lines.append(f"| server's peak RSS (MB) | | {off_rss:.0f} | {on_rss:.0f} |")
     print("\n".join(lines) + f"\n\n{command_line('benchmarks/llm_prompt_cache.py', argv)}")
     return 0
 

@@ -160,7 +160,8 @@ def test_server_command_has_cpu_settings():
     assert argv[1:3] == ["-m", "llama_cpp.server"]
     assert flags["--n_ctx"] == "8192" and flags["--seed"] == "42" and flags["--model_alias"] == "m"
     assert flags["--n_threads"] == str(server_module.default_threads())
-    assert flags["--cache"] == "true" and flags["--cache_size"] == str(4096 << 20), "the prompt cache is on by default"
+    assert flags["--cache"] == "true" and flags["--cache_size"] == str(512 << 20), "the prompt cache is on by default"
+    assert flags["--logits_all"] == "false", "no n_ctx x vocab logits buffer, and none copied per cached prompt"
     local.prompt_cache_mb = 0
     Path(local.gguf).write_bytes(b"GGUF")
     try:

@@ -1,6 +1,6 @@
 """`embodied-llm`: the local language model, from the command line.
 
-    embodied-llm serve [model=NAME|FILE.gguf] [port=8765] [n_ctx=8192] [threads=N] [prompt_cache_mb=4096]
+    embodied-llm serve [model=NAME|FILE.gguf] [port=8765] [n_ctx=8192] [threads=N] [prompt_cache_mb=512]
     embodied-llm check [base_url=http://127.0.0.1:8765/v1] [model=NAME] [api_key_env=]
     embodied-llm models
     embodied-llm prepare [model=NAME]
@@ -65,7 +65,7 @@ def serve(args: list[str]) -> int:
         gguf=name,
         n_ctx=int(opts.get("n_ctx", 8192)),  # type: ignore[arg-type]
         threads=opts.get("threads"),  # type: ignore[arg-type]
-        prompt_cache_mb=int(opts.get("prompt_cache_mb", 4096)),  # type: ignore[arg-type]
+        prompt_cache_mb=int(opts.get("prompt_cache_mb", 512)),  # type: ignore[arg-type]
     )
     url = base_url_for(port, host)
     if served_models(url) is not None:

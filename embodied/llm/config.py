@@ -24,8 +24,9 @@ class LocalServerConfig:
     """CPU threads; None: 1 on machines of 2 cores or fewer (training shares them), else half the cores."""
     startup_timeout_s: float = 300.0
     """Seconds to wait for the server to load the model and answer /models."""
-    prompt_cache_mb: int = 4096
-    """RAM for the server's cache of evaluated prompts (llama.cpp's --cache); 0: off, keep only the last prompt."""
+    prompt_cache_mb: int = 512
+    """llama.cpp's --cache_size for its cache of evaluated prompts, in MB of KV state (~60 MB per 2,400-token prompt);
+    each cached prompt also holds a batch of logits llama.cpp does not count (~300 MB for Qwen2.5). 0: off."""
 
     def __post_init__(self) -> None:
         if self.n_ctx < 512:

@@ -67,6 +67,8 @@ def server_argv(local: LocalServerConfig, alias: str, host: str, port: int, seed
         str(threads),
         "--seed",
         str(seed),
+        "--logits_all",  # the server's default keeps every token's logits: n_ctx x vocab floats (5 GB at 8192 for Qwen2.5)
+        "false",
     ]
     if local.prompt_cache_mb:  # jobs sharing a server, and one job's Designer/Critic turns, interleave prompts
         argv += ["--cache", "true", "--cache_type", "ram", "--cache_size", str(local.prompt_cache_mb << 20)]
