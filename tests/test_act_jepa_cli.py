@@ -63,6 +63,7 @@ def test_two_step_run_writes_checkpoint_video_and_probe(mt15_demos: Path, tmp_pa
     assert list(Path(rollout.stdout.strip().splitlines()[-1]).glob("*.mp4"))
 
 
+@pytest.mark.slow  # ~21 s (collects a second dataset): `make test-all` runs it
 def test_dataset_with_other_tasks_is_refused_before_training(tmp_path: Path) -> None:
     demos = tmp_path / "reach"
     run_cli(

@@ -132,6 +132,7 @@ def demos(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow  # ~33 s: `make test-all` runs it
 def test_act_jepa_two_processes_train_like_one_and_resume(demos: Path, tmp_path: Path) -> None:
     """ACT-JEPA with the CVAE (its noise drawn for the global batch): 1 process vs 2 gloo processes, then
     a 2-process resume from the step-2 checkpoint of the 2-process run reaches the same final weights."""

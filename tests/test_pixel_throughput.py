@@ -18,6 +18,7 @@ from embodied.rendering import rendering_problem
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # ~22 s: `make test-all` runs it
 @pytest.mark.skipif(rendering_problem() is not None, reason="no offscreen GL")
 def test_pixel_throughput_runs(tmp_path: Path) -> None:
     args = ["--envs", "reach", "--sizes", "32", "--seconds", "0.05", "--repeats", "1", "--envs-per-worker", "1",
