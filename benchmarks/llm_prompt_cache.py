@@ -24,9 +24,10 @@ from pathlib import Path
 from common import command_line
 
 from embodied.llm.config import LocalServerConfig
+from embodied.llm.models import DEFAULT_MODEL
 from embodied.llm.server import server_argv, wait_for
 
-ALIAS = "qwen2.5-coder-1.5b-instruct-q4_k_m"
+ALIAS = DEFAULT_MODEL  # the pinned model llm=local serves
 DESIGNED = Path(__file__).parent / "designed"
 SEQUENCE = (
     ("Designer", "CollectWood", "designer/1/2/0"),
@@ -55,9 +56,10 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def timings(cache_mb: int, threads: int, port: int) -> tuple[list[tuple[int, float]], float]:
+def timings(
+    stores: dict[str, dict[str, list]], cache_mb: int, threads: int, port: int
+) -> tuple[list[tuple[int, float]], float]:
     """(prompt tokens, seconds) per request of SEQUENCE against a fresh server, and the server's peak RSS in MB."""
-    stores = {task: stored_messages(task) for task in {t for _, t, _ in SEQUENCE}}
     local = LocalServerConfig(enabled=True, threads=threads, prompt_cache_mb=cache_mb)
     proc = subprocess.Popen(
         server_argv(local, ALIAS, "127.0.0.1", port, 1), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -88,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-mb", type=int, default=512)
     parser.add_argument("--port", type=int, default=8791)
     args = parser.parse_args(argv)
-    off, off_rss = timings(0, args.threads, args.port)
-    on, on_rss = timings(args.cache_mb, args.threads, args.port)
+    stores = {task: stored_messages(task) for task in {t for _, t, _ in SEQUENCE}}
+    off, off_rss = timings(stores, 0, args.threads, args.port)
+    on, on_rss = timings(stores, args.cache_mb, args.threads, args.port)
     lines = [
         f"Prompt evaluation, s per request ({args.threads} llama.cpp thread(s); one token generated)",
         "",

@@ -213,6 +213,16 @@ def _where(name: str, vocabulary: dict[str, tuple[str, ...]]) -> str:
     return f"; {name!r} is a key of {' and '.join(homes)}" if homes else ""
 
 
+def _parsed(code: str) -> Any:
+    """The code's syntax tree, or None where it does not parse (the format and sandbox stages report that)."""
+    import ast
+
+    try:
+        return ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
 def _impossible_reads(code: str) -> list[dict[str, Any]]:
     """Reads whose answer never changes: a key a view dict never holds, a membership test on a dict
     that holds every key, a comparison of target's block/entity with a name that does not exist."""
@@ -220,9 +230,8 @@ def _impossible_reads(code: str) -> list[dict[str, Any]]:
 
     vocabulary = _view_vocabulary()
     fixed = {"view", "inventory", "life_stats", "achievements", "location_stats", "target"}
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = _parsed(code)
+    if tree is None:
         return []
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
@@ -286,9 +295,8 @@ def _unwritten_memory_reads(code: str) -> list[dict[str, Any]]:
     (a computed key, update() with a non-literal, memory passed to a function or rebound)."""
     import ast
 
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+    tree = _parsed(code)
+    if tree is None:
         return []
     parents = {id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     reads: dict[str, int] = {}
@@ -316,10 +324,10 @@ def _unwritten_memory_reads(code: str) -> list[dict[str, Any]]:
                 keys = [k for a in args if isinstance(a, ast.Dict) for k in a.keys]
                 if not literal or not all(isinstance(k, ast.Constant) for k in keys):
                     return []
-                written.update(k.value for k in keys)
-                written.update(kw.arg for kw in call.keywords if kw.arg)
                 if any(kw.arg is None for kw in call.keywords):
-                    return []
+                    return []  # update(**other)
+                written.update(k.value for k in keys)
+                written.update(kw.arg for kw in call.keywords)
             elif parent.attr in _MEMORY_READS:
                 if args and isinstance(args[0], ast.Constant) and isinstance(args[0].value, str):
                     reads.setdefault(args[0].value, parent.lineno)

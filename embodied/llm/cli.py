@@ -60,13 +60,9 @@ def serve(args: list[str]) -> int:
     name = str(opts.get("model", DEFAULT_MODEL))
     alias = name if name in MODELS else name.rsplit("/", 1)[-1].removesuffix(".gguf")
     host, port = str(opts.get("host", "127.0.0.1")), int(opts.get("port", DEFAULT_PORT))
-    local = LocalServerConfig(
-        enabled=True,
-        gguf=name,
-        n_ctx=int(opts.get("n_ctx", 8192)),  # type: ignore[arg-type]
-        threads=opts.get("threads"),  # type: ignore[arg-type]
-        prompt_cache_mb=int(opts.get("prompt_cache_mb", 512)),  # type: ignore[arg-type]
-    )
+    # the server settings given here; the others keep LocalServerConfig's defaults
+    tuning = {key: opts[key] for key in ("n_ctx", "threads", "prompt_cache_mb") if key in opts}
+    local = LocalServerConfig(enabled=True, gguf=name, **tuning)  # type: ignore[arg-type]
     url = base_url_for(port, host)
     if served_models(url) is not None:
         raise ConfigError(f"something already answers on {url}: stop it or pick another port=")
