@@ -10,9 +10,10 @@ ARGS ?=
 system-deps:
 	@sh scripts/system_deps.sh
 
-$(STAMP): pyproject.toml setup.py constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt scripts/llama_wheel.sh
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip wheel setuptools >/dev/null
+	sh scripts/llama_wheel.sh $(PY)
 	$(PY) -m pip install -c constraints.txt -e '.[dev,llm]'
 	@$(PY) -c "import embodied.rendering as r; r.check_rendering_or_warn()"
 	touch $(STAMP)

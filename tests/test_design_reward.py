@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from embodied.agents.auto_mc_reward.critic import extract_code, extract_json
 from helpers import TINY_TRAIN, assert_one_line_error, run_cli
 from llm_double import ErrorReply, ScriptedChatServer
@@ -73,6 +75,7 @@ def _design(run_dir: Path, *args: str):
     )
 
 
+@pytest.mark.slow  # ~33 s; make test-llm replays a real recording byte for byte too: `make test-all` runs it
 def test_full_loop_records_then_replays_identically(tmp_path: Path) -> None:
     first = tmp_path / "first"
     with ScriptedChatServer(default=scripted_llm) as server:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -133,6 +134,27 @@ def test_design_jobs_share_one_server_and_the_last_one_out_stops_it(tmp_path, mo
         assert proc.poll() is None
     finally:
         proc.kill()
+
+
+def test_a_server_that_dies_mid_run_is_named_with_its_signal_and_log(tmp_path, monkeypatch):
+    """A portable-build problem shows as SIGILL on the first completion: the error must say so, not 'connection refused'."""
+    script = tmp_path / "fake_server.py"
+    script.write_text("print('loaded model, ready', flush=True)\n" + FAKE_SERVER)
+    monkeypatch.setenv("EMBODIED_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(
+        server_module,
+        "server_argv",
+        lambda local, alias, host, port, seed: [sys.executable, str(script), alias, str(port)],
+    )
+    config = LLMConfig(
+        base_url=f"http://127.0.0.1:{free_port()}/v1", model="m", api_key_env="", local=LocalServerConfig(enabled=True)
+    )
+    with server_module.LocalServer(config) as server:
+        assert server.gone() is None, "an answering server is not gone"
+        os.kill(server.proc.pid, signal.SIGILL)
+        server.proc.wait(10)
+        why = server.gone()
+    assert "killed by SIGILL" in why and "does not fit this CPU" in why and "loaded model, ready" in why
 
 
 def test_a_server_that_dies_while_starting_is_one_line(tmp_path, monkeypatch):

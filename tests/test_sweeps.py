@@ -74,6 +74,7 @@ def test_job_status(tmp_path: Path) -> None:
 
 
 # --- an interrupted sweep -----------------------------------------------------------
+@pytest.mark.slow  # ~23 s: `make test-all` runs it
 def test_interrupted_sweep_relaunches_only_unfinished_jobs(tmp_path: Path) -> None:
     """Kill a 3-job sweep (SIGKILL, as a lost node would) while job 1 trains; the same command
     again skips job 0, resumes job 1 from its last checkpoint and starts job 2."""

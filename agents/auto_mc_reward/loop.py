@@ -331,7 +331,7 @@ def design(cfg_node: DictConfig) -> Path:
         )
 
     started = time.monotonic()
-    with serving(cfg.llm):
+    with serving(cfg.llm) as server:
         client = ChatClient(cfg.llm, store_dir=store)
         client.check()  # an unreachable endpoint or a bad key stops here, before any training
         ctx["client"] = client
@@ -342,6 +342,8 @@ def design(cfg_node: DictConfig) -> Path:
             except (Stopped, LLMError) as err:
                 where = err.where if isinstance(err, Stopped) else {"role": "analyzer", "iteration": k}
                 message = str(err)
+                why = server.gone() if server is not None else None  # a local server's own last words
+                message += f"; {why}" if why else ""
                 summary("stopped", stopped_at={**where, "error": message})
                 raise DesignStopped(
                     f"iteration {k} stopped at the {where['role']}: {message} (artifacts kept in {run_dir}; continue with resume=true run_dir={run_dir})"

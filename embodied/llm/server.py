@@ -121,6 +121,7 @@ class LocalServer:
         self.state = cache_dir() / "llm-servers" / str(self.port)
         self.lease: Optional[Path] = None
         self.started = False
+        self.proc: Optional[subprocess.Popen] = None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -183,7 +184,7 @@ class LocalServer:
             )
         record = {"pid": proc.pid, "model": alias, "argv": argv, "seed": seed, "started": time.time()}
         (self.state / "server.json").write_text(json.dumps(record, indent=1))
-        self.started = True
+        self.started, self.proc = True, proc
         log.info("started llama.cpp server pid %d on port %d (log: %s)", proc.pid, self.port, log_path)
 
     def _wait_ready(self, alias: str) -> None:
@@ -202,6 +203,33 @@ class LocalServer:
         raise ServerError(
             f"the local LLM server on port {self.port} did not answer within {self.config.local.startup_timeout_s:g} s: "
             f"see {self.state / 'server.log'}, or raise llm.local.startup_timeout_s"
+        )
+
+    def gone(self) -> Optional[str]:
+        """Why the server stopped answering (it exited, with its signal and log), or None while it answers.
+
+        For error messages: a request refused mid-run says more with the server's own last words.
+        """
+        if served_models(self.config.base_url) is not None:
+            return None
+        pid = self.proc.pid if self.proc is not None else self._record().get("pid")
+        if not pid:
+            return f"nothing answers on port {self.port} any more (a server this job did not start)"
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None and _alive(pid):
+            return f"the local LLM server (pid {pid}) runs but does not answer; see {self.state / 'server.log'}"
+        how = "exited"
+        if code is not None and code < 0:
+            how = f"was killed by {signal.Signals(-code).name}"
+            if -code == signal.SIGILL:
+                how += " (an illegal instruction: its llama-cpp-python build does not fit this CPU; `make setup` installs a portable one)"
+            elif -code == signal.SIGKILL:
+                how += " (the kernel's out-of-memory killer, or someone, stopped it; lower llm.local.prompt_cache_mb or n_ctx)"
+        elif code is not None:
+            how = f"exited with status {code}"
+        tail = _log_tail(self.state / "server.log", 2)
+        return (
+            f"the local LLM server (pid {pid}) {how}; its log ends: {tail or 'no output'} ({self.state / 'server.log'})"
         )
 
     def __exit__(self, *exc: object) -> None:
